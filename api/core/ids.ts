@@ -1,0 +1,57 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { AppId, MessageId, RegId } from '../../sdk/protocol/ids.js'
+
+const BASE36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+
+/** Uniform random characters from an alphabet (rejection sampling, no modulo bias). */
+function randomChars(alphabet: string, length: number): string {
+  const limit = 256 - (256 % alphabet.length)
+  let out = ''
+  while (out.length < length) {
+    const bytes = randomBytes(length * 2)
+    for (let i = 0; i < bytes.length && out.length < length; i++) {
+      const b = bytes[i] as number
+      if (b < limit) out += alphabet[b % alphabet.length]
+    }
+  }
+  return out
+}
+
+export function newAppId(): AppId {
+  return `ap${randomChars(BASE36, 14)}` as AppId
+}
+
+export function newRegId(): RegId {
+  return randomChars(BASE62, 22) as RegId
+}
+
+/** Time-ordered: 9 base36 characters of milliseconds (good until the year 5188), 10 random. */
+export function newMessageId(now: number): MessageId {
+  return `m${now.toString(36).padStart(9, '0')}${randomChars(BASE36, 10)}` as MessageId
+}
+
+/** A secret of 32 random bytes, base64url (43 characters). */
+export function newSecret(): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** A shorter, still unguessable key (devices embed it, so it is not a secret). */
+export function newAppKey(): string {
+  return randomChars(BASE62, 22)
+}
+
+export function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('hex')
+}
+
+/** Compares without leaking the position of the first difference. */
+export function safeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a)
+  const bb = Buffer.from(b)
+  if (ab.length !== bb.length) {
+    timingSafeEqual(ab, ab)
+    return false
+  }
+  return timingSafeEqual(ab, bb)
+}

@@ -1,0 +1,24 @@
+import type { MessageFunnel } from '../../../sdk/protocol/responses.js'
+import type { AppId, MessageId, MessageRecord, RegId } from '../model.js'
+
+/** Storage of messages and their receipts (port). */
+export interface MessageStore {
+  /** Durable once the promise resolves: the message is accepted. */
+  insertMessage(message: MessageRecord): Promise<void>
+  getMessage(id: MessageId): Promise<MessageRecord | undefined>
+  /** Write-behind: the broker has the message; the funnel counts are final up to `valid`. */
+  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void
+  /** Messages still `accepted` (not handed to the broker), oldest first. */
+  listAccepted(limit: number): Promise<MessageRecord[]>
+  /** Write-behind, idempotent per (message, device): counts each device once. */
+  recordDelivered(messageId: MessageId, regId: RegId, at: number): void
+  /**
+   * Durable, idempotent: counts a click once per (message, device), and only for a device the
+   * message was delivered to. Resolves true if the click was new.
+   */
+  recordClicked(messageId: MessageId, regId: RegId, at: number): Promise<boolean>
+  /** Whether the message exists and belongs to the app. */
+  messageBelongsTo(id: MessageId, appId: AppId): Promise<boolean>
+  /** Deletes messages created before `before`, with their receipts; returns how many. */
+  deleteMessagesBefore(before: number, limit: number): Promise<number>
+}

@@ -1,0 +1,65 @@
+import type { MessageFunnel, TargetType } from '../../../sdk/protocol/responses.js'
+import type { Target } from '../../../sdk/protocol/schemas.js'
+import type { Clock } from '../clock.js'
+import type { AliasStore, DeviceStore, TopicStore } from '../devices/device-store.js'
+import type { Logger } from '../logger.js'
+import type { AppId, Delivery, MessageContent, MessageId, MessageRecord } from '../model.js'
+import type { Dispatcher } from './dispatcher.js'
+import type { MessageStore } from './message-store.js'
+
+/** Everything a send step may use. */
+export interface SendDeps {
+  devices: DeviceStore
+  aliases: AliasStore
+  topics: TopicStore
+  messages: MessageStore
+  dispatcher: Dispatcher
+  clock: Clock
+  log: Logger
+}
+
+/** The state of one message travelling through the pipeline; each step fills in its part. */
+export interface SendContext {
+  id: MessageId
+  appId: AppId
+  target: Target
+  targetType: TargetType
+  content: MessageContent
+  createdAt: number
+  expiresAt: number
+  /** Counted by the steps: planned and invalid by resolve, filtered by filter, valid after. */
+  funnel: Omit<MessageFunnel, 'delivered' | 'clicked'>
+  /** Unicast: one entry per device that will get the message. */
+  deliveries: Delivery[]
+  /** Topic and all pushes are handed to the broker as one publish. */
+  broadcast: { type: 'topic'; topic: string } | { type: 'all' } | undefined
+  /** False when recovering a message that is already stored. */
+  isNew: boolean
+  /** Set by the pace step: the message leaves now. Scheduled and smooth pushes will clear it. */
+  sendNow: boolean
+}
+
+/** A stage of the delivery pipeline (ARCHITECTURE: resolve → filter → pace → broker). */
+export type SendStep = (ctx: SendContext, deps: SendDeps) => Promise<void>
+
+export function targetTypeOf(target: Target): TargetType {
+  if (target.regIds) return 'regId'
+  if (target.aliases) return 'alias'
+  if (target.userAccounts) return 'userAccount'
+  if (target.topic !== undefined) return 'topic'
+  return 'all'
+}
+
+export function toRecord(ctx: SendContext): MessageRecord {
+  return {
+    id: ctx.id,
+    appId: ctx.appId,
+    targetType: ctx.targetType,
+    target: ctx.target,
+    content: ctx.content,
+    createdAt: ctx.createdAt,
+    expiresAt: ctx.expiresAt,
+    state: 'accepted',
+    funnel: { ...ctx.funnel, delivered: 0, clicked: 0 },
+  }
+}

@@ -1,0 +1,70 @@
+import { encodeEnvelope, type EnvelopeTarget } from '../../../sdk/protocol/envelope.js'
+import { filterTargets } from '../targeting/filter-targets.js'
+import { resolveTargets } from '../targeting/resolve-targets.js'
+import type { RegId } from '../model.js'
+import { type SendContext, type SendStep, toRecord } from './send-context.js'
+
+/** Persist stage: the message is accepted once this commit is durable. */
+export const persistMessage: SendStep = async (ctx, deps) => {
+  if (ctx.isNew) await deps.messages.insertMessage(toRecord(ctx))
+}
+
+/**
+ * Pace stage: decides when the message leaves. Today everything leaves now; scheduled pushes
+ * (§4.3.5) and smooth pushes (§4.3.9) will hand the message to a job here instead.
+ */
+export const paceMessage: SendStep = async (ctx) => {
+  ctx.sendNow = true
+}
+
+/** Dispatch stage: hands the message to the broker, then records it as dispatched. */
+export const dispatchMessage: SendStep = async (ctx, deps) => {
+  if (!ctx.sendNow) return
+  if (ctx.broadcast?.type === 'topic') {
+    await deps.dispatcher.toTopic(ctx.appId, ctx.broadcast.topic, payloadFor(ctx, ctx.broadcast))
+  } else if (ctx.broadcast?.type === 'all') {
+    await deps.dispatcher.toAll(ctx.appId, payloadFor(ctx, ctx.broadcast))
+  } else if (ctx.deliveries.length > 0) {
+    // one encoding per distinct envelope target: all regId pushes share one buffer
+    const byTarget = new Map<string, Buffer>()
+    const packets: Array<{ regId: RegId; payload: Buffer }> = []
+    for (const d of ctx.deliveries) {
+      const key = JSON.stringify(d.target)
+      let payload = byTarget.get(key)
+      if (!payload) {
+        payload = payloadFor(ctx, d.target)
+        byTarget.set(key, payload)
+      }
+      packets.push({ regId: d.regId, payload })
+    }
+    await deps.dispatcher.toDevices(ctx.appId, packets)
+  }
+  deps.messages.markDispatched(ctx.id, ctx.funnel)
+}
+
+function payloadFor(ctx: SendContext, target: EnvelopeTarget): Buffer {
+  return Buffer.from(
+    encodeEnvelope({
+      id: ctx.id,
+      expiresAt: ctx.expiresAt,
+      kind: ctx.content.kind,
+      sentAt: ctx.createdAt,
+      target,
+      ...withoutKind(ctx.content),
+    }),
+  )
+}
+
+function withoutKind(content: SendContext['content']) {
+  const { kind: _kind, ...rest } = content
+  return rest
+}
+
+/** The pipeline of a new message, in order (STYLE rule 5: steps as data). */
+export const SEND_STEPS: readonly SendStep[] = [
+  resolveTargets,
+  filterTargets,
+  persistMessage,
+  paceMessage,
+  dispatchMessage,
+]

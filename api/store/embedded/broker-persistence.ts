@@ -1,0 +1,685 @@
+import Packet from 'aedes-packet'
+import { QlobberTrue } from 'qlobber'
+import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
+import { Readable } from 'node:stream'
+import { readEnvelopeExpiry } from '../../../sdk/protocol/envelope.js'
+import type { Db } from './database.js'
+import type { SqliteWriter } from './writer.js'
+
+/**
+ * The broker's session persistence on the embedded store: an aedes persistence (the async
+ * interface of aedes-persistence 11, checked by its abstract test suite) whose state lives in
+ * memory for reads and in SQLite for durability.
+ *
+ * Reads never touch the disk: subscriptions (a qlobber trie), offline queues, retained messages
+ * and wills are loaded once at setup. Writes go through the shared SqliteWriter: those a
+ * protocol guarantee depends on (a queued packet, a subscription, a QoS 2 incoming packet, a
+ * retained message, a will) resolve after their commit; queue bookkeeping (packet id assigned,
+ * packet acknowledged) is write-behind, since losing it in a crash only means a redelivery,
+ * which devices de-duplicate by message id.
+ *
+ * A packet published to many subscribers is stored once and referenced by each queue entry.
+ */
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- aedes hands us loosely shaped packets */
+type AnyPacket = Record<string, any>
+type Client = { id: string }
+interface Sub {
+  topic: string
+  qos: number
+  rh?: number
+  rap?: boolean | number
+  nl?: boolean | number
+  subscriptionIdentifier?: number
+}
+interface SubRecord {
+  qos: number
+  rh?: number
+  rap?: boolean | number
+  nl?: boolean | number
+  subscriptionIdentifier?: number
+}
+
+interface StoredPacket {
+  id: number
+  packet: AnyPacket
+  /** Envelope expiry (ms), for the expiry sweep; undefined for non-mqpush payloads. */
+  expiresAt: number | undefined
+  refs: number
+}
+
+interface QueueEntry {
+  seq: number
+  stored: StoredPacket | undefined
+  messageId: number | undefined
+  /** 'pubrel' once a QoS 2 publish was released; the packet is no longer needed then. */
+  cmd: 'publish' | 'pubrel'
+}
+
+const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
+const makePacket = Packet as unknown as new (original: AnyPacket, broker?: unknown) => AnyPacket
+
+/** Per-client queue: ordered, cleared mostly from the front, compacted lazily. */
+class OutQueue {
+  items: Array<QueueEntry | null> = []
+  head = 0
+  live = 0
+
+  push(e: QueueEntry): void {
+    this.items.push(e)
+    this.live++
+  }
+
+  *entries(): Generator<QueueEntry> {
+    for (let i = this.head; i < this.items.length; i++) {
+      const e = this.items[i]
+      if (e) yield e
+    }
+  }
+
+  indexWhere(match: (e: QueueEntry) => boolean): number {
+    for (let i = this.head; i < this.items.length; i++) {
+      const e = this.items[i]
+      if (e && match(e)) return i
+    }
+    return -1
+  }
+
+  /** Removes every entry the predicate selects; returns them. */
+  removeWhere(select: (e: QueueEntry) => boolean): QueueEntry[] {
+    const removed: QueueEntry[] = []
+    const kept: QueueEntry[] = []
+    for (const e of this.entries()) (select(e) ? removed : kept).push(e)
+    this.items = kept
+    this.head = 0
+    this.live = kept.length
+    return removed
+  }
+
+  removeAt(i: number): QueueEntry {
+    const e = this.items[i] as QueueEntry
+    this.items[i] = null
+    this.live--
+    while (this.head < this.items.length && this.items[this.head] === null) this.head++
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.items.length > 64 && this.live < this.items.length / 2) {
+      this.items = this.items.filter((x) => x !== null)
+      this.head = 0
+    }
+    return e
+  }
+}
+
+/** Buffers inside packet metadata survive JSON. */
+function reviveBuffers(_key: string, value: any): any {
+  if (value && value.type === 'Buffer' && Array.isArray(value.data)) return Buffer.from(value.data)
+  return value
+}
+
+function splitPacket(packet: AnyPacket): [string, Buffer | null] {
+  const { payload, ...meta } = packet
+  if (typeof payload === 'string') {
+    return [JSON.stringify({ ...meta, payloadString: true }), Buffer.from(payload)]
+  }
+  return [JSON.stringify(meta), payload == null ? null : Buffer.from(payload)]
+}
+
+function joinPacket(meta: string, payload: Buffer | null): AnyPacket {
+  const { payloadString, ...packet } = JSON.parse(meta, reviveBuffers)
+  if (payloadString) packet.payload = payload ? payload.toString() : ''
+  else packet.payload = payload ?? Buffer.alloc(0)
+  return packet
+}
+
+function expiryOf(packet: AnyPacket): number | undefined {
+  return Buffer.isBuffer(packet.payload) ? readEnvelopeExpiry(packet.payload) : undefined
+}
+
+export class EmbeddedBrokerPersistence {
+  readonly #db: Db
+  readonly #w: SqliteWriter
+  readonly #s
+  #broker: any
+  #destroyed = false
+
+  readonly #subscriptions = new Map<string, Map<string, SubRecord>>()
+  #trie = new QlobberSub(QLOBBER_OPTIONS)
+  readonly #retained = new Map<string, AnyPacket>()
+  readonly #outgoing = new Map<string, OutQueue>()
+  readonly #packets = new Map<number, StoredPacket>()
+  readonly #incoming = new Map<string, Map<number, AnyPacket>>()
+  readonly #wills = new Map<string, AnyPacket>()
+  #nextSeq = 1
+  #nextPacketId = 1
+
+  constructor(db: Db, writer: SqliteWriter) {
+    this.#db = db
+    this.#w = writer
+    this.#s = {
+      upsertSub: db.prepare(
+        `INSERT INTO broker_subscriptions (client_id, topic, qos, options) VALUES (?, ?, ?, ?)
+         ON CONFLICT (client_id, topic) DO UPDATE SET qos = excluded.qos, options = excluded.options`,
+      ),
+      deleteSub: db.prepare('DELETE FROM broker_subscriptions WHERE client_id = ? AND topic = ?'),
+      deleteSubs: db.prepare('DELETE FROM broker_subscriptions WHERE client_id = ?'),
+      insertPacket: db.prepare(
+        'INSERT INTO broker_packets (id, meta, payload, expires_at) VALUES (?, ?, ?, ?)',
+      ),
+      deletePacket: db.prepare('DELETE FROM broker_packets WHERE id = ?'),
+      insertOut: db.prepare(
+        'INSERT INTO broker_outgoing (client_id, seq, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
+      ),
+      updateOut: db.prepare(
+        'UPDATE broker_outgoing SET message_id = ?, cmd = ? WHERE client_id = ? AND seq = ?',
+      ),
+      updateOutPacket: db.prepare(
+        'UPDATE broker_outgoing SET packet_id = ? WHERE client_id = ? AND seq = ?',
+      ),
+      deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE client_id = ? AND seq = ?'),
+      deleteOutOf: db.prepare('DELETE FROM broker_outgoing WHERE client_id = ?'),
+      upsertIncoming: db.prepare(
+        `INSERT INTO broker_incoming (client_id, message_id, meta, payload) VALUES (?, ?, ?, ?)
+         ON CONFLICT (client_id, message_id) DO UPDATE SET meta = excluded.meta, payload = excluded.payload`,
+      ),
+      deleteIncoming: db.prepare(
+        'DELETE FROM broker_incoming WHERE client_id = ? AND message_id = ?',
+      ),
+      deleteIncomingOf: db.prepare('DELETE FROM broker_incoming WHERE client_id = ?'),
+      upsertRetained: db.prepare(
+        `INSERT INTO broker_retained (topic, meta, payload) VALUES (?, ?, ?)
+         ON CONFLICT (topic) DO UPDATE SET meta = excluded.meta, payload = excluded.payload`,
+      ),
+      deleteRetained: db.prepare('DELETE FROM broker_retained WHERE topic = ?'),
+      upsertWill: db.prepare(
+        `INSERT INTO broker_wills (client_id, meta, payload) VALUES (?, ?, ?)
+         ON CONFLICT (client_id) DO UPDATE SET meta = excluded.meta, payload = excluded.payload`,
+      ),
+      deleteWill: db.prepare('DELETE FROM broker_wills WHERE client_id = ?'),
+    }
+  }
+
+  get broker(): any {
+    return this.#broker
+  }
+
+  /** Loads the persisted state into memory. */
+  async setup(broker: any): Promise<void> {
+    this.#broker = broker
+    this.#load()
+  }
+
+  #load(): void {
+    const db = this.#db
+    for (const r of db
+      .prepare<[], { client_id: string; topic: string; qos: number; options: string | null }>(
+        'SELECT client_id, topic, qos, options FROM broker_subscriptions',
+      )
+      .iterate()) {
+      const record: SubRecord = { qos: r.qos, ...(r.options ? JSON.parse(r.options) : {}) }
+      this.#setSub(r.client_id, r.topic, record)
+    }
+    for (const r of db
+      .prepare<[], { meta: string; payload: Buffer | null }>(
+        'SELECT meta, payload FROM broker_retained',
+      )
+      .iterate()) {
+      const p = joinPacket(r.meta, r.payload)
+      this.#retained.set(p.topic, p)
+    }
+    for (const r of db
+      .prepare<[], { client_id: string; meta: string; payload: Buffer | null }>(
+        'SELECT client_id, meta, payload FROM broker_wills',
+      )
+      .iterate()) {
+      this.#wills.set(r.client_id, joinPacket(r.meta, r.payload))
+    }
+    for (const r of db
+      .prepare<[], { client_id: string; message_id: number; meta: string; payload: Buffer | null }>(
+        'SELECT client_id, message_id, meta, payload FROM broker_incoming',
+      )
+      .iterate()) {
+      this.#incomingOf(r.client_id, true).set(r.message_id, joinPacket(r.meta, r.payload))
+    }
+    for (const r of db
+      .prepare<[], { id: number; meta: string; payload: Buffer | null; expires_at: number | null }>(
+        'SELECT id, meta, payload, expires_at FROM broker_packets',
+      )
+      .iterate()) {
+      this.#packets.set(r.id, {
+        id: r.id,
+        packet: joinPacket(r.meta, r.payload),
+        expiresAt: r.expires_at ?? undefined,
+        refs: 0,
+      })
+      if (r.id >= this.#nextPacketId) this.#nextPacketId = r.id + 1
+    }
+    for (const r of db
+      .prepare<
+        [],
+        {
+          client_id: string
+          seq: number
+          packet_id: number
+          message_id: number | null
+          cmd: string | null
+        }
+      >('SELECT client_id, seq, packet_id, message_id, cmd FROM broker_outgoing ORDER BY client_id, seq')
+      .iterate()) {
+      const cmd = r.cmd === 'pubrel' ? 'pubrel' : 'publish'
+      const stored = cmd === 'publish' ? this.#packets.get(r.packet_id) : undefined
+      if (cmd === 'publish' && !stored) continue // its packet expired and was swept
+      if (stored) stored.refs++
+      this.#queueOf(r.client_id, true).push({
+        seq: r.seq,
+        stored,
+        messageId: r.message_id ?? undefined,
+        cmd,
+      })
+      if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1
+    }
+    // packets nobody references any more (acknowledged before a crash) go now
+    const orphans = [...this.#packets.values()].filter((p) => p.refs === 0)
+    for (const p of orphans) this.#packets.delete(p.id)
+    if (orphans.length > 0) {
+      db.transaction(() => {
+        for (const p of orphans) this.#s.deletePacket.run(p.id)
+      })()
+    }
+  }
+
+  // --- retained ---------------------------------------------------------------------------
+
+  async storeRetained(pkt: AnyPacket): Promise<void> {
+    const packet = Object.assign({}, pkt)
+    if (!packet.payload || packet.payload.length === 0) {
+      this.#retained.delete(packet.topic)
+      return this.#w.commit(() => {
+        this.#s.deleteRetained.run(packet.topic)
+      })
+    }
+    this.#retained.set(packet.topic, packet)
+    const [meta, payload] = splitPacket(packet)
+    return this.#w.commit(() => {
+      this.#s.upsertRetained.run(packet.topic, meta, payload)
+    })
+  }
+
+  createRetainedStream(pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern])
+  }
+
+  createRetainedStreamCombi(patterns: string[]): Readable {
+    const retained = this.#retained
+    function* matching() {
+      for (const pattern of patterns) {
+        const q = new QlobberTrue(QLOBBER_OPTIONS)
+        q.add(pattern)
+        for (const [topic, packet] of retained) if (q.test(topic)) yield packet
+      }
+    }
+    return Readable.from(matching())
+  }
+
+  // --- subscriptions ----------------------------------------------------------------------
+
+  #setSub(clientId: string, topic: string, record: SubRecord): void {
+    let stored = this.#subscriptions.get(clientId)
+    if (!stored) {
+      stored = new Map()
+      this.#subscriptions.set(clientId, stored)
+    }
+    const previous = stored.get(topic)
+    if (record.qos > 0) {
+      this.#trie.add(topic, {
+        clientId,
+        topic,
+        qos: record.qos,
+        rh: record.rh,
+        rap: record.rap,
+        nl: record.nl,
+      })
+    } else if (previous && previous.qos > 0) {
+      this.#trie.remove(topic, { clientId, topic })
+    }
+    stored.set(topic, record)
+  }
+
+  async addSubscriptions(client: Client, subs: Sub[]): Promise<void> {
+    const rows: Array<[string, number, string | null]> = []
+    for (const sub of subs) {
+      const record: SubRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
+      if (sub.subscriptionIdentifier !== undefined) {
+        record.subscriptionIdentifier = sub.subscriptionIdentifier
+      }
+      this.#setSub(client.id, sub.topic, record)
+      const { qos, ...options } = record
+      rows.push([sub.topic, qos, JSON.stringify(options)])
+    }
+    return this.#w.commit(() => {
+      for (const [topic, qos, options] of rows) this.#s.upsertSub.run(client.id, topic, qos, options)
+    })
+  }
+
+  async removeSubscriptions(client: Client, topics: string[]): Promise<void> {
+    const stored = this.#subscriptions.get(client.id)
+    if (stored) {
+      for (const topic of topics) {
+        const sub = stored.get(topic)
+        if (sub === undefined) continue
+        if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+        stored.delete(topic)
+      }
+      if (stored.size === 0) this.#subscriptions.delete(client.id)
+    }
+    return this.#w.commit(() => {
+      for (const topic of topics) this.#s.deleteSub.run(client.id, topic)
+    })
+  }
+
+  async subscriptionsByClient(client: Client): Promise<Sub[]> {
+    const stored = this.#subscriptions.get(client.id)
+    if (!stored) return []
+    return [...stored].map(([topic, record]) => ({ topic, ...record }))
+  }
+
+  async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
+    return { subsCount: this.#trie.subscriptionsCount, clientsCount: this.#subscriptions.size }
+  }
+
+  async subscriptionsByTopic(pattern: string) {
+    return this.#trie.match(pattern)
+  }
+
+  async cleanSubscriptions(client: Client): Promise<void> {
+    const stored = this.#subscriptions.get(client.id)
+    if (stored) {
+      for (const [topic, sub] of stored) {
+        if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+      }
+      this.#subscriptions.delete(client.id)
+    }
+    return this.#w.commit(() => {
+      this.#s.deleteSubs.run(client.id)
+    })
+  }
+
+  getClientList(topic: string): Readable {
+    const subscriptions = this.#subscriptions
+    function* clients() {
+      for (const [clientId, topics] of subscriptions) if (topics.has(topic)) yield clientId
+    }
+    return Readable.from(clients())
+  }
+
+  // --- outgoing queues --------------------------------------------------------------------
+
+  #queueOf(clientId: string, create: true): OutQueue
+  #queueOf(clientId: string, create?: false): OutQueue | undefined
+  #queueOf(clientId: string, create = false): OutQueue | undefined {
+    let q = this.#outgoing.get(clientId)
+    if (!q && create) {
+      q = new OutQueue()
+      this.#outgoing.set(clientId, q)
+    }
+    return q
+  }
+
+  #storePacket(packet: AnyPacket): StoredPacket {
+    const copy = new makePacket(packet)
+    const stored: StoredPacket = {
+      id: this.#nextPacketId++,
+      packet: copy,
+      expiresAt: expiryOf(copy),
+      refs: 0,
+    }
+    this.#packets.set(stored.id, stored)
+    return stored
+  }
+
+  #release(stored: StoredPacket | undefined): void {
+    if (!stored) return
+    stored.refs--
+    if (stored.refs === 0) {
+      this.#packets.delete(stored.id)
+      this.#w.later(() => {
+        this.#s.deletePacket.run(stored.id)
+      })
+    }
+  }
+
+  /** A fresh packet object for aedes, as the queue entry stands now. */
+  #materialize(e: QueueEntry): AnyPacket {
+    if (e.cmd === 'pubrel') return { cmd: 'pubrel', messageId: e.messageId }
+    const p = new makePacket((e.stored as StoredPacket).packet)
+    p.messageId = e.messageId
+    return p
+  }
+
+  async outgoingEnqueue(sub: { clientId: string }, packet: AnyPacket): Promise<void> {
+    return this.outgoingEnqueueCombi([sub], packet)
+  }
+
+  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
+    if (subs.length === 0) return
+    const stored = this.#storePacket(packet)
+    const rows: Array<[string, number]> = []
+    for (const sub of subs) {
+      const seq = this.#nextSeq++
+      stored.refs++
+      this.#queueOf(sub.clientId, true).push({
+        seq,
+        stored,
+        messageId: undefined,
+        cmd: 'publish',
+      })
+      rows.push([sub.clientId, seq])
+    }
+    const [meta, payload] = splitPacket(stored.packet)
+    return this.#w.commit(() => {
+      this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
+      for (const [clientId, seq] of rows) this.#s.insertOut.run(clientId, seq, stored.id, null, null)
+    })
+  }
+
+  async outgoingUpdate(client: Client, packet: AnyPacket): Promise<void> {
+    const q = this.#queueOf(client.id)
+    let i = -1
+    let replace = false
+    if (q) {
+      // same search as aedes' memory persistence: by broker id and counter, or else (a pubrel
+      // or a packet of another broker) by packet identifier
+      i = q.indexWhere((e) => {
+        const p = e.stored?.packet
+        if (p && p.brokerId === packet.brokerId) return p.brokerCounter === packet.brokerCounter
+        if (e.messageId === packet.messageId) {
+          replace = true
+          return true
+        }
+        return false
+      })
+    }
+    if (i < 0 || !q) throw new Error('no such packet')
+    const e = q.items[i] as QueueEntry
+    e.messageId = packet.messageId
+    if (replace && packet.cmd === 'pubrel') {
+      e.cmd = 'pubrel'
+      this.#release(e.stored)
+      e.stored = undefined
+    } else if (replace) {
+      // a publish of another broker took this packet identifier: it replaces the entry
+      this.#release(e.stored)
+      const stored = this.#storePacket(packet)
+      stored.refs++
+      e.stored = stored
+      e.cmd = 'publish'
+      const [meta, payload] = splitPacket(stored.packet)
+      const { seq } = e
+      this.#w.later(() => {
+        this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
+        this.#s.updateOutPacket.run(stored.id, client.id, seq)
+      })
+    }
+    const { seq, cmd, messageId } = e
+    this.#w.later(() => {
+      this.#s.updateOut.run(messageId ?? null, cmd === 'pubrel' ? 'pubrel' : null, client.id, seq)
+    })
+  }
+
+  async outgoingClearMessageId(client: Client, packet: AnyPacket): Promise<AnyPacket | undefined> {
+    const q = this.#queueOf(client.id)
+    if (!q || !packet || packet.messageId === undefined) return undefined
+    const i = q.indexWhere((e) => e.messageId === packet.messageId)
+    if (i < 0) return undefined
+    const e = q.removeAt(i)
+    if (q.live === 0) this.#outgoing.delete(client.id)
+    const result = this.#materialize(e)
+    this.#release(e.stored)
+    this.#w.later(() => {
+      this.#s.deleteOut.run(client.id, e.seq)
+    })
+    return result
+  }
+
+  outgoingStream(client: Client): Readable {
+    const q = this.#queueOf(client.id)
+    // a snapshot, so that clearing while streaming is safe
+    const list = q ? [...q.entries()].map((e) => this.#materialize(e)) : []
+    return Readable.from(list)
+  }
+
+  // --- incoming (QoS 2) -------------------------------------------------------------------
+
+  #incomingOf(clientId: string, create: boolean): Map<number, AnyPacket> {
+    let m = this.#incoming.get(clientId)
+    if (!m) {
+      m = new Map()
+      if (create) this.#incoming.set(clientId, m)
+    }
+    return m
+  }
+
+  async incomingStorePacket(client: Client, packet: AnyPacket): Promise<void> {
+    const copy = new makePacket(packet)
+    copy.messageId = packet.messageId
+    this.#incomingOf(client.id, true).set(packet.messageId, copy)
+    const [meta, payload] = splitPacket(copy)
+    return this.#w.commit(() => {
+      this.#s.upsertIncoming.run(client.id, packet.messageId, meta, payload)
+    })
+  }
+
+  async incomingGetPacket(client: Client, packet: AnyPacket): Promise<AnyPacket> {
+    const p = this.#incomingOf(client.id, false).get(packet.messageId)
+    if (!p) throw new Error('no such packet')
+    return p
+  }
+
+  async incomingDelPacket(client: Client, packet: AnyPacket): Promise<void> {
+    const m = this.#incomingOf(client.id, false)
+    if (!m.has(packet.messageId)) throw new Error('no such packet')
+    m.delete(packet.messageId)
+    if (m.size === 0) this.#incoming.delete(client.id)
+    return this.#w.commit(() => {
+      this.#s.deleteIncoming.run(client.id, packet.messageId)
+    })
+  }
+
+  async cleanIncoming(client: Client): Promise<void> {
+    if (!this.#incoming.delete(client.id)) return
+    return this.#w.commit(() => {
+      this.#s.deleteIncomingOf.run(client.id)
+    })
+  }
+
+  // --- wills ------------------------------------------------------------------------------
+
+  async putWill(client: Client, packet: AnyPacket): Promise<void> {
+    packet.brokerId = this.#broker.id
+    packet.clientId = client.id
+    this.#wills.set(client.id, packet)
+    const [meta, payload] = splitPacket(packet)
+    return this.#w.commit(() => {
+      this.#s.upsertWill.run(client.id, meta, payload)
+    })
+  }
+
+  async getWill(client: Client): Promise<AnyPacket | undefined> {
+    return this.#wills.get(client.id)
+  }
+
+  async delWill(client: Client): Promise<AnyPacket | undefined> {
+    const will = this.#wills.get(client.id)
+    if (!will) return undefined
+    this.#wills.delete(client.id)
+    await this.#w.commit(() => {
+      this.#s.deleteWill.run(client.id)
+    })
+    return will
+  }
+
+  streamWill(brokers: Record<string, number> = {}): Readable {
+    return Readable.from([...this.#wills.values()].filter((w) => !brokers[w.brokerId]))
+  }
+
+  // --- mqpush extensions ------------------------------------------------------------------
+
+  /** Forgets a client entirely: subscriptions, queue, incoming packets and will. */
+  async dropClient(clientId: string): Promise<void> {
+    const q = this.#outgoing.get(clientId)
+    if (q) {
+      for (const e of q.entries()) this.#release(e.stored)
+      this.#outgoing.delete(clientId)
+    }
+    this.#incoming.delete(clientId)
+    this.#wills.delete(clientId)
+    await this.cleanSubscriptions({ id: clientId })
+    return this.#w.commit(() => {
+      this.#s.deleteOutOf.run(clientId)
+      this.#s.deleteIncomingOf.run(clientId)
+      this.#s.deleteWill.run(clientId)
+    })
+  }
+
+  /**
+   * Removes queued packets whose envelope expired (they would be dropped at delivery anyway;
+   * this bounds the queues of devices that stay away). Returns how many queue entries went.
+   */
+  async sweepExpired(now: number): Promise<number> {
+    const expired = new Set<StoredPacket>()
+    for (const p of this.#packets.values()) {
+      if (p.expiresAt !== undefined && p.expiresAt <= now) expired.add(p)
+    }
+    if (expired.size === 0) return 0
+    const removed: Array<[string, number]> = []
+    for (const [clientId, q] of this.#outgoing) {
+      // an entry with a packet id assigned is in flight: its PUBACK clears it
+      const gone = q.removeWhere(
+        (e) => e.stored !== undefined && expired.has(e.stored) && e.messageId === undefined,
+      )
+      for (const e of gone) {
+        this.#release(e.stored)
+        removed.push([clientId, e.seq])
+      }
+      if (q.live === 0) this.#outgoing.delete(clientId)
+    }
+    await this.#w.commit(() => {
+      for (const [clientId, seq] of removed) this.#s.deleteOut.run(clientId, seq)
+    })
+    return removed.length
+  }
+
+  /** How many packets are queued in all, for metrics and tests. */
+  queuedCount(): number {
+    let n = 0
+    for (const q of this.#outgoing.values()) n += q.live
+    return n
+  }
+
+  async destroy(): Promise<void> {
+    if (this.#destroyed) throw new Error('destroyed called twice!')
+    this.#destroyed = true
+    this.#w.flush()
+  }
+}

@@ -1,0 +1,148 @@
+import type { DeviceAttributes } from '../../../sdk/protocol/schemas.js'
+import type { DeviceStore } from '../../core/devices/device-store.js'
+import type { AppId, Device, InvalidReason, RegId } from '../../core/model.js'
+import type { Db } from './database.js'
+import type { SqliteWriter } from './writer.js'
+
+interface DeviceRow {
+  reg_id: string
+  app_id: string
+  token_hash: string
+  installation_id: string | null
+  attributes: string
+  registered_at: number
+  last_seen_at: number | null
+  invalidated_at: number | null
+  invalid_reason: string | null
+}
+
+const toDevice = (r: DeviceRow): Device => ({
+  regId: r.reg_id as RegId,
+  appId: r.app_id as AppId,
+  tokenHash: r.token_hash,
+  installationId: r.installation_id ?? undefined,
+  attributes: JSON.parse(r.attributes) as DeviceAttributes,
+  registeredAt: r.registered_at,
+  lastSeenAt: r.last_seen_at ?? undefined,
+  invalidatedAt: r.invalidated_at ?? undefined,
+  invalidReason: (r.invalid_reason as InvalidReason | null) ?? undefined,
+})
+
+export class EmbeddedDeviceStore implements DeviceStore {
+  readonly #w: SqliteWriter
+  readonly #s
+
+  constructor(db: Db, writer: SqliteWriter) {
+    this.#w = writer
+    this.#s = {
+      insert: db.prepare(
+        `INSERT INTO devices (reg_id, app_id, token_hash, installation_id, attributes, registered_at, last_seen_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      get: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE reg_id = ?'),
+      // one statement for any number of ids: the list travels as one JSON parameter
+      activeIn: db.prepare<[string, string], DeviceRow>(
+        `SELECT * FROM devices WHERE app_id = ? AND invalidated_at IS NULL
+         AND reg_id IN (SELECT value FROM json_each(?))`,
+      ),
+      setAttributes: db.prepare('UPDATE devices SET attributes = ? WHERE reg_id = ?'),
+      setInstallation: db.prepare('UPDATE devices SET installation_id = ? WHERE reg_id = ?'),
+      touch: db.prepare(
+        'UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE reg_id = ?',
+      ),
+      byInstallation: db.prepare<[string, string], { reg_id: string }>(
+        `SELECT reg_id FROM devices
+         WHERE app_id = ? AND installation_id = ? AND invalidated_at IS NULL`,
+      ),
+      invalidate: db.prepare(
+        `UPDATE devices SET invalidated_at = ?, invalid_reason = ?
+         WHERE reg_id = ? AND invalidated_at IS NULL`,
+      ),
+      countActive: db.prepare<[string], { n: number }>(
+        'SELECT count(*) AS n FROM devices WHERE app_id = ? AND invalidated_at IS NULL',
+      ),
+      inactive: db.prepare<[number, number], { reg_id: string }>(
+        `SELECT reg_id FROM devices
+         WHERE invalidated_at IS NULL AND coalesce(last_seen_at, registered_at) < ?
+         ORDER BY coalesce(last_seen_at, registered_at) LIMIT ?`,
+      ),
+      invalidated: db.prepare<
+        [string, number, number],
+        { reg_id: string; invalidated_at: number; invalid_reason: string }
+      >(
+        `SELECT reg_id, invalidated_at, invalid_reason FROM devices
+         WHERE app_id = ? AND invalidated_at IS NOT NULL AND invalidated_at >= ?
+         ORDER BY invalidated_at, reg_id LIMIT ?`,
+      ),
+    }
+  }
+
+  insertDevice(d: Device): Promise<void> {
+    return this.#w.commit(() => {
+      this.#s.insert.run(
+        d.regId,
+        d.appId,
+        d.tokenHash,
+        d.installationId ?? null,
+        JSON.stringify(d.attributes),
+        d.registeredAt,
+        d.lastSeenAt ?? null,
+      )
+    })
+  }
+
+  async getDevice(regId: RegId): Promise<Device | undefined> {
+    const row = this.#s.get.get(regId)
+    return row && toDevice(row)
+  }
+
+  async getActiveDevices(appId: AppId, regIds: readonly RegId[]): Promise<Device[]> {
+    if (regIds.length === 1) {
+      const row = this.#s.get.get(regIds[0] as string)
+      return row && row.app_id === appId && row.invalidated_at === null ? [toDevice(row)] : []
+    }
+    return this.#s.activeIn.all(appId, JSON.stringify(regIds)).map(toDevice)
+  }
+
+  updateDevice(
+    regId: RegId,
+    patch: { attributes?: DeviceAttributes; installationId?: string },
+  ): Promise<void> {
+    return this.#w.commit(() => {
+      if (patch.attributes) this.#s.setAttributes.run(JSON.stringify(patch.attributes), regId)
+      if (patch.installationId !== undefined) this.#s.setInstallation.run(patch.installationId, regId)
+    })
+  }
+
+  touchDevice(regId: RegId, at: number): void {
+    this.#w.later(() => {
+      this.#s.touch.run(at, regId)
+    })
+  }
+
+  async findByInstallation(appId: AppId, installationId: string): Promise<RegId[]> {
+    return this.#s.byInstallation.all(appId, installationId).map((r) => r.reg_id as RegId)
+  }
+
+  invalidateDevice(regId: RegId, reason: InvalidReason, at: number): Promise<void> {
+    return this.#w.commit(() => {
+      this.#s.invalidate.run(at, reason, regId)
+    })
+  }
+
+  async countActiveDevices(appId: AppId): Promise<number> {
+    return this.#s.countActive.get(appId)?.n ?? 0
+  }
+
+  async findInactive(before: number, limit: number): Promise<RegId[]> {
+    return this.#s.inactive.all(before, limit).map((r) => r.reg_id as RegId)
+  }
+
+  async listInvalidated(appId: AppId, since: number, limit: number) {
+    return this.#s.invalidated.all(appId, since, limit).map((r) => ({
+      regId: r.reg_id as RegId,
+      at: r.invalidated_at,
+      reason: r.invalid_reason as InvalidReason,
+    }))
+  }
+}

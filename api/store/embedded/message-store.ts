@@ -1,0 +1,177 @@
+import type { MessageFunnel, MessageState, TargetType } from '../../../sdk/protocol/responses.js'
+import type { Target } from '../../../sdk/protocol/schemas.js'
+import type { MessageStore } from '../../core/messages/message-store.js'
+import type { AppId, MessageContent, MessageId, MessageRecord, RegId } from '../../core/model.js'
+import type { Db } from './database.js'
+import type { SqliteWriter } from './writer.js'
+
+interface MessageRow {
+  id: string
+  app_id: string
+  kind: string
+  target_type: string
+  target: string
+  content: string
+  created_at: number
+  expires_at: number
+  state: string
+  planned: number
+  invalid: number
+  filtered: number
+  valid: number
+  delivered: number
+  clicked: number
+}
+
+const toRecord = (r: MessageRow): MessageRecord => ({
+  id: r.id as MessageId,
+  appId: r.app_id as AppId,
+  targetType: r.target_type as TargetType,
+  target: JSON.parse(r.target) as Target,
+  content: JSON.parse(r.content) as MessageContent,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  state: r.state as MessageState,
+  funnel: {
+    planned: r.planned,
+    invalid: r.invalid,
+    filtered: r.filtered,
+    valid: r.valid,
+    delivered: r.delivered,
+    clicked: r.clicked,
+  },
+})
+
+export class EmbeddedMessageStore implements MessageStore {
+  readonly #w: SqliteWriter
+  readonly #s
+  /** Receipts waiting for the next commit; counted per message in one UPDATE each. */
+  #pendingDelivered: Array<[MessageId, RegId, number]> = []
+
+  constructor(db: Db, writer: SqliteWriter) {
+    this.#w = writer
+    this.#s = {
+      insert: db.prepare(
+        `INSERT INTO messages (id, app_id, kind, target_type, target, content, created_at, expires_at,
+           state, planned, invalid, filtered, valid, delivered, clicked)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      get: db.prepare<[string], MessageRow>('SELECT * FROM messages WHERE id = ?'),
+      belongs: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM messages WHERE id = ? AND app_id = ?',
+      ),
+      dispatched: db.prepare(`UPDATE messages SET state = 'dispatched' WHERE id = ?`),
+      dispatchedFunnel: db.prepare(
+        `UPDATE messages SET state = 'dispatched', planned = ?, invalid = ?, filtered = ?, valid = ?
+         WHERE id = ?`,
+      ),
+      accepted: db.prepare<[number], MessageRow>(
+        `SELECT * FROM messages WHERE state = 'accepted' ORDER BY created_at LIMIT ?`,
+      ),
+      receipt: db.prepare(
+        'INSERT INTO receipts (message_id, reg_id, delivered_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+      ),
+      addDelivered: db.prepare('UPDATE messages SET delivered = delivered + ? WHERE id = ?'),
+      click: db.prepare(
+        `UPDATE receipts SET clicked_at = ?
+         WHERE message_id = ? AND reg_id = ? AND clicked_at IS NULL`,
+      ),
+      addClicked: db.prepare('UPDATE messages SET clicked = clicked + 1 WHERE id = ?'),
+      oldIds: db.prepare<[number, number], { id: string }>(
+        'SELECT id FROM messages WHERE created_at < ? ORDER BY created_at LIMIT ?',
+      ),
+      deleteReceipts: db.prepare('DELETE FROM receipts WHERE message_id = ?'),
+      deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
+    }
+  }
+
+  insertMessage(m: MessageRecord): Promise<void> {
+    return this.#w.commit(() => {
+      const f = m.funnel
+      this.#s.insert.run(
+        m.id,
+        m.appId,
+        m.content.kind,
+        m.targetType,
+        JSON.stringify(m.target),
+        JSON.stringify(m.content),
+        m.createdAt,
+        m.expiresAt,
+        m.state,
+        f.planned,
+        f.invalid,
+        f.filtered,
+        f.valid,
+        f.delivered,
+        f.clicked,
+      )
+    })
+  }
+
+  async getMessage(id: MessageId): Promise<MessageRecord | undefined> {
+    const row = this.#s.get.get(id)
+    return row && toRecord(row)
+  }
+
+  async messageBelongsTo(id: MessageId, appId: AppId): Promise<boolean> {
+    return this.#s.belongs.get(id, appId) !== undefined
+  }
+
+  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void {
+    this.#w.later(() => {
+      if (funnel) {
+        this.#s.dispatchedFunnel.run(
+          funnel.planned,
+          funnel.invalid,
+          funnel.filtered,
+          funnel.valid,
+          id,
+        )
+      } else this.#s.dispatched.run(id)
+    })
+  }
+
+  async listAccepted(limit: number): Promise<MessageRecord[]> {
+    return this.#s.accepted.all(limit).map(toRecord)
+  }
+
+  recordDelivered(messageId: MessageId, regId: RegId, at: number): void {
+    if (this.#pendingDelivered.length === 0) this.#w.later(this.#flushDelivered)
+    this.#pendingDelivered.push([messageId, regId, at])
+  }
+
+  readonly #flushDelivered = (): void => {
+    const batch = this.#pendingDelivered
+    this.#pendingDelivered = []
+    const counts = new Map<string, number>()
+    for (const [messageId, regId, at] of batch) {
+      if (this.#s.receipt.run(messageId, regId, at).changes > 0) {
+        counts.set(messageId, (counts.get(messageId) ?? 0) + 1)
+      }
+    }
+    for (const [id, n] of counts) this.#s.addDelivered.run(n, id)
+  }
+
+  async recordClicked(messageId: MessageId, regId: RegId, at: number): Promise<boolean> {
+    let counted = false
+    await this.#w.commit(() => {
+      if (this.#s.click.run(at, messageId, regId).changes > 0) {
+        this.#s.addClicked.run(messageId)
+        counted = true
+      }
+    })
+    return counted
+  }
+
+  async deleteMessagesBefore(before: number, limit: number): Promise<number> {
+    let n = 0
+    await this.#w.commit(() => {
+      for (const { id } of this.#s.oldIds.all(before, limit)) {
+        this.#s.deleteReceipts.run(id)
+        this.#s.deleteMessage.run(id)
+        n++
+      }
+    })
+    return n
+  }
+}

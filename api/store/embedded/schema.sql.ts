@@ -1,0 +1,138 @@
+/**
+ * Schema migrations of the embedded store, applied in order; `PRAGMA user_version` records how
+ * many ran. Append only: never edit a migration that has shipped.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE apps (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    app_key     TEXT NOT NULL,
+    app_secret  TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE devices (
+    reg_id          TEXT PRIMARY KEY,
+    app_id          TEXT NOT NULL,
+    token_hash      TEXT NOT NULL,
+    installation_id TEXT,
+    attributes      TEXT NOT NULL,
+    registered_at   INTEGER NOT NULL,
+    last_seen_at    INTEGER,
+    invalidated_at  INTEGER,
+    invalid_reason  TEXT
+  ) STRICT;
+  CREATE INDEX devices_active ON devices (app_id) WHERE invalidated_at IS NULL;
+  CREATE INDEX devices_installation ON devices (app_id, installation_id)
+    WHERE installation_id IS NOT NULL AND invalidated_at IS NULL;
+  CREATE INDEX devices_invalidated ON devices (app_id, invalidated_at)
+    WHERE invalidated_at IS NOT NULL;
+  CREATE INDEX devices_seen ON devices (coalesce(last_seen_at, registered_at))
+    WHERE invalidated_at IS NULL;
+
+  CREATE TABLE aliases (
+    app_id TEXT NOT NULL,
+    alias  TEXT NOT NULL,
+    reg_id TEXT NOT NULL,
+    set_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, alias)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX aliases_reg ON aliases (reg_id);
+
+  CREATE TABLE user_accounts (
+    app_id  TEXT NOT NULL,
+    account TEXT NOT NULL,
+    reg_id  TEXT NOT NULL,
+    set_at  INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (app_id, account, reg_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX user_accounts_reg ON user_accounts (reg_id);
+
+  CREATE TABLE topic_members (
+    app_id        TEXT NOT NULL,
+    topic         TEXT NOT NULL,
+    reg_id        TEXT NOT NULL,
+    subscribed_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, topic, reg_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX topic_members_reg ON topic_members (reg_id);
+
+  CREATE TABLE messages (
+    id          TEXT PRIMARY KEY,
+    app_id      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    content     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    planned     INTEGER NOT NULL,
+    invalid     INTEGER NOT NULL,
+    filtered    INTEGER NOT NULL,
+    valid       INTEGER NOT NULL,
+    delivered   INTEGER NOT NULL DEFAULT 0,
+    clicked     INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE INDEX messages_app_created ON messages (app_id, created_at);
+  CREATE INDEX messages_created ON messages (created_at);
+  CREATE INDEX messages_accepted ON messages (created_at) WHERE state = 'accepted';
+
+  CREATE TABLE receipts (
+    message_id   TEXT NOT NULL,
+    reg_id       TEXT NOT NULL,
+    delivered_at INTEGER NOT NULL,
+    clicked_at   INTEGER,
+    PRIMARY KEY (message_id, reg_id)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE broker_subscriptions (
+    client_id TEXT NOT NULL,
+    topic     TEXT NOT NULL,
+    qos       INTEGER NOT NULL,
+    options   TEXT,
+    PRIMARY KEY (client_id, topic)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE broker_packets (
+    id         INTEGER PRIMARY KEY,
+    meta       TEXT NOT NULL,
+    payload    BLOB,
+    expires_at INTEGER
+  ) STRICT;
+  CREATE INDEX broker_packets_expiry ON broker_packets (expires_at) WHERE expires_at IS NOT NULL;
+
+  CREATE TABLE broker_outgoing (
+    client_id  TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    packet_id  INTEGER NOT NULL,
+    message_id INTEGER,
+    cmd        TEXT,
+    PRIMARY KEY (client_id, seq)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX broker_outgoing_packet ON broker_outgoing (packet_id);
+
+  CREATE TABLE broker_incoming (
+    client_id  TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    meta       TEXT NOT NULL,
+    payload    BLOB,
+    PRIMARY KEY (client_id, message_id)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE broker_retained (
+    topic   TEXT PRIMARY KEY,
+    meta    TEXT NOT NULL,
+    payload BLOB
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE broker_wills (
+    client_id TEXT PRIMARY KEY,
+    meta      TEXT NOT NULL,
+    payload   BLOB
+  ) STRICT, WITHOUT ROWID;
+  `,
+]
