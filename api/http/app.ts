@@ -1,0 +1,38 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { secureHeaders } from 'hono/secure-headers'
+import { ErrorCode } from '../../sdk/protocol/error-codes.js'
+import { ApiError } from '../core/errors.js'
+import type { HttpDeps, HttpEnv } from './deps.js'
+import { createOnError, errorResponse } from './middleware/errors.js'
+import { adminRoutes } from './routes/admin/apps.js'
+import { deviceRoutes } from './routes/v1/devices.js'
+import { serverRoutes } from './routes/v1/server.js'
+
+/**
+ * The HTTP API: `/v1` (devices and servers), `/admin/v1` (operators), `/healthz`.
+ * Order: security headers, body limit, routes; errors and unknown routes map in one place.
+ */
+export function createHttpApp(deps: HttpDeps): Hono<HttpEnv> {
+  const app = new Hono<HttpEnv>()
+  app.onError(createOnError(deps.log))
+  app.notFound((c) => errorResponse(c, new ApiError(ErrorCode.NOT_FOUND)))
+  app.use('*', secureHeaders({ crossOriginResourcePolicy: false }))
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: (c) => errorResponse(c, new ApiError(ErrorCode.BODY_TOO_LARGE)),
+    }),
+  )
+
+  app.get('/healthz', (c) =>
+    deps.isReady()
+      ? c.json({ status: 'ok' })
+      : errorResponse(c, new ApiError(ErrorCode.UNAVAILABLE)),
+  )
+  app.route('/v1', deviceRoutes(deps))
+  app.route('/v1', serverRoutes(deps))
+  app.route('/admin/v1', adminRoutes(deps))
+  return app
+}

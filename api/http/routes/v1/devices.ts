@@ -1,0 +1,115 @@
+import { Hono } from 'hono'
+import { cors } from 'hono/cors'
+import type { RegisterResponse } from '../../../../sdk/protocol/schemas.js'
+import {
+  RegisterRequestSchema,
+  UpdateDeviceRequestSchema,
+} from '../../../../sdk/protocol/schemas.js'
+import {
+  broadcastTopic,
+  inboxTopic,
+  TOPIC_ROOT,
+  upstreamTopic,
+} from '../../../../sdk/protocol/topics.js'
+import type { AppId, RegId } from '../../../../sdk/protocol/ids.js'
+import type { HttpDeps, HttpEnv } from '../../deps.js'
+import { deviceAuth, spend } from '../../middleware/auth.js'
+import { readJson } from '../../middleware/body.js'
+import { nameParam } from '../../params.js'
+import { z } from 'zod'
+
+const ClickSchema = z.strictObject({ messageId: z.string().min(1).max(64) })
+
+/**
+ * The device surface: registration (app id + app key) and the device's own endpoints (HTTP
+ * Basic regId:token). Browsers call these, so they answer CORS.
+ */
+export function deviceRoutes(deps: HttpDeps) {
+  const r = new Hono<HttpEnv>()
+  const origins = deps.corsOrigins.split(',').map((o) => o.trim())
+  const browsers = cors({
+    origin: origins.includes('*') ? '*' : origins,
+    allowHeaders: ['Authorization', 'Content-Type'],
+    allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    maxAge: 600,
+  })
+  r.use('/devices/register', browsers)
+  r.use('/device', browsers)
+  r.use('/device/*', browsers)
+
+  r.post('/devices/register', async (c) => {
+    const body = await readJson(c, RegisterRequestSchema)
+    spend(deps.limits.register, body.appId)
+    const reg = await deps.devices.register(body)
+    const appId = reg.app.id
+    const response: RegisterResponse = {
+      regId: reg.regId,
+      token: reg.token,
+      appId,
+      renewed: reg.renewed,
+      mqtt: {
+        clientId: reg.regId,
+        username: appId,
+        password: reg.token,
+        topics: {
+          inbox: inboxTopic(appId, reg.regId),
+          all: broadcastTopic(appId),
+          topicPrefix: `${TOPIC_ROOT}/${appId}/t/`,
+          click: upstreamTopic(appId, reg.regId, 'click'),
+        },
+      },
+    }
+    return c.json(response)
+  })
+
+  const own = new Hono<HttpEnv>()
+  own.use('*', deviceAuth(deps))
+  own.get('/', async (c) => {
+    const d = c.get('device')
+    return c.json(await deps.devices.describe(d.appId, d.regId))
+  })
+  own.patch('/', async (c) => {
+    const body = await readJson(c, UpdateDeviceRequestSchema)
+    await deps.devices.updateAttributes(c.get('device'), body.attributes)
+    return c.body(null, 204)
+  })
+  own.delete('/', async (c) => {
+    await deps.devices.unregister(c.get('device'))
+    return c.body(null, 204)
+  })
+  own.put('/aliases/:alias', async (c) => {
+    await deps.devices.setAlias(c.get('device'), nameParam(c.req.param('alias'), 'alias'))
+    return c.body(null, 204)
+  })
+  own.delete('/aliases/:alias', async (c) => {
+    await deps.devices.unsetAlias(c.get('device'), nameParam(c.req.param('alias'), 'alias'))
+    return c.body(null, 204)
+  })
+  own.put('/user-accounts/:account', async (c) => {
+    const account = nameParam(c.req.param('account'), 'userAccount')
+    await deps.devices.setUserAccount(c.get('device'), account)
+    return c.body(null, 204)
+  })
+  own.delete('/user-accounts/:account', async (c) => {
+    const account = nameParam(c.req.param('account'), 'userAccount')
+    await deps.devices.unsetUserAccount(c.get('device'), account)
+    return c.body(null, 204)
+  })
+  own.put('/topics/:topic', async (c) => {
+    await deps.devices.subscribeTopics(c.get('device'), [nameParam(c.req.param('topic'), 'topic')])
+    return c.body(null, 204)
+  })
+  own.delete('/topics/:topic', async (c) => {
+    const topic = nameParam(c.req.param('topic'), 'topic')
+    await deps.devices.unsubscribeTopics(c.get('device'), [topic])
+    return c.body(null, 204)
+  })
+  own.post('/clicks', async (c) => {
+    const { messageId } = await readJson(c, ClickSchema)
+    const d = c.get('device')
+    const counted = await deps.receipts.clicked(d.appId as AppId, d.regId as RegId, messageId)
+    return c.json({ counted })
+  })
+  r.route('/device', own)
+  return r
+}

@@ -1,0 +1,83 @@
+import { Hono } from 'hono'
+import { ErrorCode } from '../../../../sdk/protocol/error-codes.js'
+import { PushRequestSchema, TopicMembersRequestSchema } from '../../../../sdk/protocol/schemas.js'
+import { ApiError } from '../../../core/errors.js'
+import type { HttpDeps, HttpEnv } from '../../deps.js'
+import { appAuth, spend } from '../../middleware/auth.js'
+import { readJson } from '../../middleware/body.js'
+import { nameParam } from '../../params.js'
+
+const MAX_FEEDBACK_PAGE = 1000
+
+/** The server surface (app secret): push, message status, lookups, server-side topics. */
+export function serverRoutes(deps: HttpDeps) {
+  const r = new Hono<HttpEnv>()
+  const auth = appAuth(deps)
+
+  r.post('/messages', auth, async (c) => {
+    const app = c.get('app')
+    spend(deps.limits.push, app.id)
+    const request = await readJson(c, PushRequestSchema)
+    return c.json(await deps.messages.send(app.id, request))
+  })
+
+  r.get('/messages/:id', auth, async (c) => {
+    return c.json(await deps.messages.status(c.get('app').id, c.req.param('id')))
+  })
+
+  r.get('/devices/:regId', auth, async (c) => {
+    return c.json(await deps.devices.describe(c.get('app').id, c.req.param('regId')))
+  })
+
+  r.get('/aliases/:alias', auth, async (c) => {
+    const alias = nameParam(c.req.param('alias'), 'alias')
+    return c.json({ alias, regId: await deps.devices.lookupAlias(c.get('app').id, alias) })
+  })
+
+  r.get('/user-accounts/:account', auth, async (c) => {
+    const account = nameParam(c.req.param('account'), 'userAccount')
+    const regIds = await deps.devices.lookupUserAccount(c.get('app').id, account)
+    return c.json({ userAccount: account, regIds })
+  })
+
+  r.get('/topics/:topic', auth, async (c) => {
+    const topic = nameParam(c.req.param('topic'), 'topic')
+    return c.json({
+      topic,
+      subscribers: await deps.devices.countTopicMembers(c.get('app').id, topic),
+    })
+  })
+
+  for (const action of ['subscribe', 'unsubscribe'] as const) {
+    r.post(`/topics/:topic/${action}`, auth, async (c) => {
+      const topic = nameParam(c.req.param('topic'), 'topic')
+      const body = await readJson(c, TopicMembersRequestSchema)
+      const result = await deps.devices.changeTopicMembers(c.get('app').id, topic, body, action)
+      return c.json({ topic, [action === 'subscribe' ? 'subscribed' : 'unsubscribed']: result.changed, invalid: result.invalid })
+    })
+  }
+
+  /** §4.2.2 feedback: regIds that became invalid since a time, oldest first. */
+  r.get('/feedback/invalid-reg-ids', auth, async (c) => {
+    const sinceText = c.req.query('since')
+    const since = sinceText === undefined ? 0 : Date.parse(sinceText)
+    if (Number.isNaN(since)) {
+      throw new ApiError(ErrorCode.INVALID_REQUEST, 'since must be an ISO 8601 time')
+    }
+    const limitText = c.req.query('limit') ?? String(MAX_FEEDBACK_PAGE)
+    const limit = Number(limitText)
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_FEEDBACK_PAGE) {
+      throw new ApiError(ErrorCode.INVALID_REQUEST, `limit must be 1 … ${MAX_FEEDBACK_PAGE}`)
+    }
+    const rows = await deps.devices.listInvalidated(c.get('app').id, since, limit)
+    return c.json({
+      regIds: rows.map((r) => ({
+        regId: r.regId,
+        invalidatedAt: new Date(r.at).toISOString(),
+        reason: r.reason,
+      })),
+    })
+  })
+
+  return r
+}

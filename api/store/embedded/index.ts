@@ -1,0 +1,45 @@
+import { EmbeddedAliasStore } from './alias-store.js'
+import { EmbeddedAppStore } from './app-store.js'
+import { EmbeddedBrokerPersistence } from './broker-persistence.js'
+import { openDatabase } from './database.js'
+import { EmbeddedDeviceStore } from './device-store.js'
+import { EmbeddedMessageStore } from './message-store.js'
+import { EmbeddedTopicStore } from './topic-store.js'
+import { SqliteWriter } from './writer.js'
+
+export interface EmbeddedStoreOptions {
+  /** Directory of the database, or `:memory:`. */
+  dataDir: string
+  synchronous?: 'normal' | 'full'
+  /** Where failures of write-behind operations are reported. */
+  onWriteError: (err: unknown) => void
+}
+
+/**
+ * The embedded store: every storage port on one SQLite database and one group-committing
+ * writer, so a receipt and the queue entry it clears commit together.
+ */
+export function openEmbeddedStore(options: EmbeddedStoreOptions) {
+  const db = openDatabase({
+    dataDir: options.dataDir,
+    ...(options.synchronous && { synchronous: options.synchronous }),
+  })
+  const writer = new SqliteWriter(db, options.onWriteError)
+  return {
+    db,
+    writer,
+    apps: new EmbeddedAppStore(db, writer),
+    devices: new EmbeddedDeviceStore(db, writer),
+    aliases: new EmbeddedAliasStore(db, writer),
+    topics: new EmbeddedTopicStore(db, writer),
+    messages: new EmbeddedMessageStore(db, writer),
+    brokerPersistence: new EmbeddedBrokerPersistence(db, writer),
+    /** Commits what is queued and closes the database. */
+    close(): void {
+      writer.close()
+      db.close()
+    },
+  }
+}
+
+export type EmbeddedStore = ReturnType<typeof openEmbeddedStore>

@@ -1,0 +1,37 @@
+import type { BrokerDeps } from '../ports.js'
+import { addressOf, setSession } from '../session.js'
+import { ConnackError } from './connack-error.js'
+
+/**
+ * CONNECT: client id = regId, username = app id, password = device token, clean session off.
+ * - a refused address (too many failures) gets CONNACK 5 without a store lookup;
+ * - clean=true gets CONNACK 5: the device's session holds its inbox and topic subscriptions,
+ *   which a clean session would wipe;
+ * - wrong or missing credentials get CONNACK 4 and count as a failure of the address.
+ */
+export function createAuthenticate(deps: BrokerDeps) {
+  return async function authenticate(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    client: any,
+    username: string | undefined,
+    password: Buffer | undefined,
+  ): Promise<void> {
+    const address = addressOf(client)
+    if (deps.authFailures.isLimited(address)) {
+      throw new ConnackError(5, 'too many failed authentications from this address')
+    }
+    if (!username || !password || password.length === 0) {
+      deps.authFailures.record(address)
+      throw new ConnackError(4, 'username (app id) and password (device token) are required')
+    }
+    const device = await deps.authenticateDevice(username, client.id, password.toString('utf8'))
+    if (!device) {
+      deps.authFailures.record(address)
+      throw new ConnackError(4, 'bad app id, regId or token')
+    }
+    if (client.clean) {
+      throw new ConnackError(5, 'devices must connect with clean session off (clean=false)')
+    }
+    setSession(client, device.appId, device.regId)
+  }
+}

@@ -1,0 +1,113 @@
+import { Aedes } from 'aedes'
+import type { Server as HttpServer } from 'node:http'
+import { readEnvelopeId } from '../sdk/protocol/envelope.js'
+import { createDispatcher } from './dispatch.js'
+import {
+  adaptAuthenticate,
+  adaptAuthorizePublish,
+  adaptAuthorizeSubscribe,
+} from './hooks/adapt.js'
+import { createAuthenticate } from './hooks/authenticate.js'
+import { createAuthorizeForward } from './hooks/authorize-forward.js'
+import { createAuthorizePublish } from './hooks/authorize-publish.js'
+import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
+import { attachWebSocket, listenMqtt, type Listening } from './listeners.js'
+import { trackMembership } from './membership.js'
+import type { BrokerDeps, BrokerPersistence } from './ports.js'
+import { sessionOf } from './session.js'
+import { createSessions } from './sessions.js'
+
+export type { BrokerDeps, BrokerPersistence } from './ports.js'
+
+export interface BrokerOptions {
+  persistence: BrokerPersistence
+  host: string
+  port: number
+  tls?: { port: number; certFile: string; keyFile: string } | undefined
+  /** Largest keepalive a client may ask for, seconds; 0 = no limit. */
+  keepaliveMaxSeconds: number
+  connectTimeoutMs: number
+  maxPacketBytes: number
+}
+
+/**
+ * The MQTT side of mqpush: aedes with device authentication, ACL, expiry and receipts, the
+ * dispatcher and session ports for the core, and the TCP / TLS / WebSocket listeners.
+ */
+export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
+  const { log } = deps
+  trackMembership(options.persistence, deps)
+  const aedes = new Aedes({
+    persistence: options.persistence,
+    authenticate: adaptAuthenticate(createAuthenticate(deps), log) as never,
+    authorizePublish: adaptAuthorizePublish(createAuthorizePublish(deps), log) as never,
+    authorizeSubscribe: adaptAuthorizeSubscribe(createAuthorizeSubscribe(), log) as never,
+    authorizeForward: createAuthorizeForward(deps) as never,
+    keepaliveLimit: options.keepaliveMaxSeconds,
+    connectTimeout: options.connectTimeoutMs,
+  })
+  // STYLE rule 9: the broker's 'error' event always has a listener
+  ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
+  await aedes.listen()
+
+  const sessions = createSessions(aedes, options.persistence, deps)
+  const dispatcher = createDispatcher(aedes)
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  aedes.on('client', (client: any) => {
+    if (!sessionOf(client)) return
+    deps.presence.connected(client.id)
+    sessions.reconcile(client).catch((err: unknown) => {
+      log.error({ err, regId: client.id }, 'session reconcile failed')
+    })
+  })
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  aedes.on('clientDisconnect', (client: any) => {
+    if (sessionOf(client)) deps.presence.disconnected(client.id)
+  })
+  // a PUBACK: the receipt of a delivered message (the packet comes back from the queue)
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  aedes.on('ack', (packet: any, client: any) => {
+    if (!packet || packet.cmd !== 'publish' || !client) return
+    const id = readEnvelopeId(packet.payload)
+    if (id) deps.receipts.delivered(id, client.id)
+  })
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  aedes.on('clientError', (client: any, err: Error) => {
+    log.debug({ clientId: client?.id, err: err.message }, 'client error')
+  })
+
+  let listening: Listening | undefined
+  const sockets: Array<{ close(): void }> = []
+
+  return {
+    aedes,
+    dispatcher,
+    sessions,
+    /** Starts the TCP (and TLS) listeners. */
+    async listen(): Promise<{ port: number; tlsPort: number | undefined }> {
+      listening = await listenMqtt(aedes, {
+        host: options.host,
+        port: options.port,
+        tls: options.tls,
+        maxPacketBytes: options.maxPacketBytes,
+      })
+      return { port: listening.port, tlsPort: listening.tlsPort }
+    },
+    /** Serves MQTT over WebSocket on an HTTP server at this path. */
+    attachWebSocket(server: HttpServer, path: string): void {
+      sockets.push(attachWebSocket(aedes, server, path, options.maxPacketBytes))
+    },
+    connectedCount(): number {
+      return (aedes as unknown as { connectedClients: number }).connectedClients
+    },
+    /** Stops accepting, disconnects every client, stops aedes. */
+    async close(): Promise<void> {
+      for (const s of sockets) s.close()
+      await listening?.close()
+      await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    },
+  }
+}
+
+export type Broker = Awaited<ReturnType<typeof createBroker>>

@@ -1,0 +1,68 @@
+/**
+ * What the broker needs from the rest of mqpush (STYLE rule 2: the consumer declares its ports;
+ * adapters satisfy them structurally and only api/main.ts wires them). Nothing here imports api/.
+ */
+
+/** A connected device, as the broker keeps it on the client. */
+export interface DeviceSession {
+  appId: string
+  regId: string
+  /** `mqp/{appId}/`: every topic the device may receive starts with it. */
+  prefix: string
+}
+
+export interface BrokerLogger {
+  error(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  debug(obj: object, msg?: string): void
+}
+
+export interface BrokerDeps {
+  /** The valid device with this regId and token in this app, or undefined. */
+  authenticateDevice(
+    appId: string,
+    regId: string,
+    token: string,
+  ): Promise<{ appId: string; regId: string } | undefined>
+  /** App topics (names) the device is subscribed to, as the core records them. */
+  topicsOf(regId: string): Promise<string[]>
+  /** Topic membership changes, reported before they take effect in the broker. */
+  membership: {
+    subscribed(appId: string, regId: string, topics: string[]): Promise<void>
+    unsubscribed(appId: string, regId: string, topics: string[]): Promise<void>
+  }
+  receipts: {
+    /** The device acknowledged the message (PUBACK); write-behind. */
+    delivered(messageId: string, regId: string): void
+    /** The device reported a click; resolves once durable. */
+    clicked(appId: string, regId: string, messageId: string): Promise<boolean>
+  }
+  presence: {
+    connected(regId: string): void
+    disconnected(regId: string): void
+  }
+  /** Failed authentications by client address. */
+  authFailures: {
+    isLimited(address: string): boolean
+    record(address: string): void
+  }
+  clock: { now(): number }
+  log: BrokerLogger
+}
+
+/**
+ * The aedes persistence the broker runs on (embedded SQLite, Redis…). Beyond the aedes
+ * interface the broker uses two optional extensions when present.
+ */
+export interface BrokerPersistence {
+  setup(broker: unknown): Promise<void>
+  addSubscriptions(client: { id: string }, subs: unknown[]): Promise<unknown>
+  removeSubscriptions(client: { id: string }, topics: string[]): Promise<unknown>
+  cleanSubscriptions(client: { id: string }): Promise<unknown>
+  subscriptionsByClient(client: { id: string }): Promise<Array<{ topic: string; qos: number }>>
+  outgoingStream(client: { id: string }): AsyncIterable<unknown>
+  outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>
+  /** Extension: forget a client entirely (subscriptions, queue, incoming, will). */
+  dropClient?(clientId: string): Promise<void>
+}

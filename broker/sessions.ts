@@ -1,0 +1,104 @@
+import type { Aedes } from 'aedes'
+import { appTopic, broadcastTopic, inboxTopic } from '../sdk/protocol/topics.js'
+import type { AppId, RegId } from '../sdk/protocol/ids.js'
+import type { BrokerDeps, BrokerPersistence } from './ports.js'
+import { sessionOf } from './session.js'
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+interface Sub {
+  topic: string
+  qos: 0 | 1
+}
+
+/**
+ * Device sessions, online or offline: the inbox and broadcast subscriptions a regId gets at
+ * registration, app-topic subscriptions made by the server, and the end of a session when a
+ * regId becomes invalid. Implements the core's SessionManager port.
+ */
+export function createSessions(aedes: Aedes, persistence: BrokerPersistence, deps: BrokerDeps) {
+  const online = (regId: string): any => {
+    const c = ((aedes as any).clients as Record<string, any>)[regId]
+    return c && c.connected && !c.closed ? c : undefined
+  }
+
+  const subscribeLive = (client: any, subs: Sub[]) =>
+    new Promise<void>((resolve, reject) =>
+      client.subscribe(subs, (err?: Error) => (err ? reject(err) : resolve())),
+    )
+
+  const unsubscribeLive = (client: any, topics: string[]) =>
+    new Promise<void>((resolve) => client.unsubscribe(topics, () => resolve()))
+
+  /** Online: through the client (live and persisted); offline: into the persistence. */
+  async function apply(regId: string, subs: Sub[]): Promise<void> {
+    const client = online(regId)
+    if (client) return subscribeLive(client, subs)
+    await persistence.addSubscriptions({ id: regId }, subs)
+    // connected meanwhile? its session was restored before our write; add it live too
+    const late = online(regId)
+    if (late) await subscribeLive(late, subs)
+  }
+
+  return {
+    async openSession(appId: AppId, regId: RegId): Promise<void> {
+      await apply(regId, [
+        { topic: inboxTopic(appId, regId), qos: 1 },
+        { topic: broadcastTopic(appId), qos: 1 },
+      ])
+    },
+
+    async subscribe(appId: AppId, regId: RegId, topics: readonly string[]): Promise<void> {
+      await apply(
+        regId,
+        topics.map((t) => ({ topic: appTopic(appId, t), qos: 1 as const })),
+      )
+    },
+
+    async unsubscribe(appId: AppId, regId: RegId, topics: readonly string[]): Promise<void> {
+      const mqttTopics = topics.map((t) => appTopic(appId, t))
+      await persistence.removeSubscriptions({ id: regId }, mqttTopics)
+      const client = online(regId)
+      if (client) await unsubscribeLive(client, mqttTopics)
+    },
+
+    async closeSession(regId: RegId): Promise<void> {
+      const client = online(regId) ?? ((aedes as any).clients as Record<string, any>)[regId]
+      if (client) await new Promise<void>((resolve) => client.close(() => resolve()))
+      if (persistence.dropClient) await persistence.dropClient(regId)
+      else await persistence.cleanSubscriptions({ id: regId })
+    },
+
+    isOnline(regId: RegId): boolean {
+      return online(regId) !== undefined
+    },
+
+    /**
+     * Brings a connected device's subscriptions in line with what the core records: its inbox,
+     * its app's broadcast topic and its app topics. Only differs after a crash mid-change.
+     */
+    async reconcile(client: any): Promise<void> {
+      const session = sessionOf(client)
+      if (!session) return
+      const { appId, regId } = session as unknown as { appId: AppId; regId: RegId }
+      const expected = new Set([
+        inboxTopic(appId, regId),
+        broadcastTopic(appId),
+        ...(await deps.topicsOf(regId)).map((t) => appTopic(appId, t)),
+      ])
+      const missing = [...expected].filter((t) => !client.subscriptions[t])
+      const extra = Object.keys(client.subscriptions).filter((t) => !expected.has(t))
+      if (missing.length > 0) {
+        deps.log.info({ regId, missing }, 'session repaired: subscriptions added')
+        await subscribeLive(client, missing.map((topic) => ({ topic, qos: 1 })))
+      }
+      if (extra.length > 0) {
+        deps.log.info({ regId, extra }, 'session repaired: subscriptions removed')
+        await persistence.removeSubscriptions({ id: regId }, extra)
+        await unsubscribeLive(client, extra)
+      }
+    },
+  }
+}
+
+export type Sessions = ReturnType<typeof createSessions>
