@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ErrorCode } from '../../sdk/protocol/error-codes.js'
+import { startTestServer, type TestServer } from '../helpers/server.js'
+
+describe('service: health, admin API and apps', () => {
+  let s: TestServer
+  beforeAll(async () => {
+    s = await startTestServer()
+  })
+  afterAll(() => s.stop())
+
+  it('answers /healthz with 200 while serving', async () => {
+    const res = await s.http('GET', '/healthz')
+    expect(res.status).toBe(200)
+    expect(res.body).toEqual({ status: 'ok' })
+  })
+
+  it('created a default app on first start, visible through the admin API', async () => {
+    const res = await s.http('GET', '/admin/v1/apps', { auth: `Bearer ${s.adminToken}` })
+    expect(res.status).toBe(200)
+    expect(res.body.apps).toHaveLength(1)
+    expect(res.body.apps[0]).toMatchObject({
+      appId: s.defaultApp.id,
+      name: 'default',
+      appKey: s.defaultApp.key,
+      appSecret: s.defaultApp.secret,
+    })
+  })
+
+  it('creates more apps with the admin token, each with its own credentials', async () => {
+    const res = await s.http('POST', '/admin/v1/apps', {
+      auth: `Bearer ${s.adminToken}`,
+      body: { name: 'second' },
+    })
+    expect(res.status).toBe(201)
+    expect(res.body.appId).toMatch(/^ap[0-9a-z]{14}$/)
+    expect(res.body.appSecret).not.toBe(s.defaultApp.secret)
+    const one = await s.http('GET', `/admin/v1/apps/${res.body.appId}`, {
+      auth: `Bearer ${s.adminToken}`,
+    })
+    expect(one.body.name).toBe('second')
+  })
+
+  it('refuses the admin API without the right token', async () => {
+    const none = await s.http('GET', '/admin/v1/apps')
+    expect(none.status).toBe(401)
+    expect(none.body.code).toBe(ErrorCode.MISSING_CREDENTIALS)
+    const wrong = await s.http('GET', '/admin/v1/apps', { auth: 'Bearer nope' })
+    expect(wrong.status).toBe(401)
+    expect(wrong.body.code).toBe(ErrorCode.INVALID_ADMIN_TOKEN)
+  })
+
+  it('validates app creation', async () => {
+    const res = await s.http('POST', '/admin/v1/apps', {
+      auth: `Bearer ${s.adminToken}`,
+      body: { name: '' },
+    })
+    expect(res.status).toBe(400)
+    expect(res.body).toMatchObject({ code: ErrorCode.INVALID_REQUEST, http: 400 })
+    expect(res.body.link).toBe(`docs/errors.md#${ErrorCode.INVALID_REQUEST}`)
+  })
+
+  it('answers unknown routes with the error envelope', async () => {
+    const res = await s.http('GET', '/v1/nothing-here')
+    expect(res.status).toBe(404)
+    expect(res.body.code).toBe(ErrorCode.NOT_FOUND)
+  })
+})
+
+describe('service: admin token from the environment', () => {
+  it('uses MQPUSH_ADMIN_TOKEN when set', async () => {
+    const s = await startTestServer({ env: { MQPUSH_ADMIN_TOKEN: 'operator-secret-token' } })
+    try {
+      expect(s.adminToken).toBe('operator-secret-token')
+      const res = await s.http('GET', '/admin/v1/apps', { auth: 'Bearer operator-secret-token' })
+      expect(res.status).toBe(200)
+    } finally {
+      await s.stop()
+    }
+  })
+})
