@@ -104,8 +104,10 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
     /** Stops accepting, disconnects every client, stops aedes. */
     async close(): Promise<void> {
       for (const s of sockets) s.close()
-      await listening?.close()
+      // stop accepting first; the servers finish closing once aedes has closed every client
+      const stopped = listening?.close()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
+      await stopped
     },
   }
 }

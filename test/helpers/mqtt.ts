@@ -90,5 +90,10 @@ export function connackCode(url: string, options: IClientOptions): Promise<numbe
       client.end(true)
       resolve(typeof err.code === 'number' ? err.code : -1)
     })
+    // closed without any CONNACK (e.g. a refused oversized CONNECT)
+    client.once('close', () => {
+      client.end(true)
+      resolve(-1)
+    })
   })
 }
