@@ -203,11 +203,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   ready = true
 
   const httpPort = (server.address() as AddressInfo).port
+  if (created && options.banner !== false) printBanner(defaultApp, httpPort, mqtt.port, config)
   log.info(
     { httpPort, mqttPort: mqtt.port, mqttTlsPort: mqtt.tlsPort, dataDir: config.dataDir },
     'mqpush is serving',
   )
-  if (created && options.banner !== false) printBanner(defaultApp, httpPort, mqtt.port, config)
 
   let closing: Promise<void> | undefined
   return {

@@ -25,7 +25,7 @@ export interface TestServer extends Running {
     app?: { appId: string; appKey: string },
   ): Promise<RegisterResponse>
   /** POST /v1/messages with the default app's secret (or `secret`). */
-  push(body: unknown, secret?: string): Promise<{ status: number; body: any }>
+  push(body: unknown, secret?: string): Promise<{ status: number; body: any; headers: Headers }>
   /** Stops the server; the data directory stays unless `removeData`. */
   stop(removeData?: boolean): Promise<void>
 }

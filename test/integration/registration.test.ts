@@ -58,7 +58,7 @@ describe('registration (§4.2.2)', () => {
   it('unregister invalidates the regId: no more connections, pushes count it invalid', async () => {
     const reg = await s.register()
     const device = await connectDevice(s.mqttUrl, reg)
-    const closed = new Promise((resolve) => device.client.once('close', resolve))
+    const closed = new Promise<void>((resolve) => device.client.once('close', () => resolve()))
     const res = await s.http('DELETE', '/v1/device', { auth: deviceAuth(reg) })
     expect(res.status).toBe(204)
     await closed // the live connection is closed by the service

@@ -83,7 +83,7 @@ describe('security: authentication, ACL, app isolation', () => {
     const neighbour = await s.register()
     for (const topic of [me.mqtt.topics.inbox, me.mqtt.topics.all, neighbour.mqtt.topics.click, 'anything']) {
       const d = await connectDevice(s.mqttUrl, me)
-      const closed = new Promise((r) => d.client.once('close', r))
+      const closed = new Promise<void>((r) => d.client.once('close', () => r()))
       d.client.publish(topic, '{"id":"x"}', { qos: 1 })
       await closed
       d.client.end(true)
@@ -186,7 +186,7 @@ describe('security: MQTT packet size', () => {
     try {
       const reg = await s.register()
       const d = await connectDevice(s.mqttUrl, reg)
-      const closed = new Promise((r) => d.client.once('close', r))
+      const closed = new Promise<void>((r) => d.client.once('close', () => r()))
       d.client.publish(reg.mqtt.topics.click, 'x'.repeat(4096), { qos: 0 })
       await closed
       d.client.end(true)

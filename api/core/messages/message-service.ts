@@ -74,7 +74,7 @@ export class MessageService {
       if (batch.length === 0) return sent
       for (const m of batch) {
         if (m.expiresAt <= now) {
-          this.#deps.messages.markDispatched(m.id)
+          await this.#deps.messages.markDispatched(m.id)
           continue
         }
         const ctx = contextOf(m)
@@ -82,8 +82,6 @@ export class MessageService {
         for (const step of SEND_STEPS) await step(ctx, this.#deps)
         sent++
       }
-      // markDispatched is write-behind; let it land before asking again
-      await new Promise((r) => setImmediate(r))
     }
   }
 }

@@ -6,8 +6,11 @@ export interface MessageStore {
   /** Durable once the promise resolves: the message is accepted. */
   insertMessage(message: MessageRecord): Promise<void>
   getMessage(id: MessageId): Promise<MessageRecord | undefined>
-  /** Write-behind: the broker has the message; the funnel counts are final up to `valid`. */
-  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void
+  /**
+   * The broker has the message; the funnel counts are final up to `valid`. Durable once the
+   * promise resolves, so a restart does not dispatch it again.
+   */
+  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): Promise<void>
   /** Messages still `accepted` (not handed to the broker), oldest first. */
   listAccepted(limit: number): Promise<MessageRecord[]>
   /** Write-behind, idempotent per (message, device): counts each device once. */

@@ -39,7 +39,7 @@ export const dispatchMessage: SendStep = async (ctx, deps) => {
     }
     await deps.dispatcher.toDevices(ctx.appId, packets)
   }
-  deps.messages.markDispatched(ctx.id, ctx.funnel)
+  await deps.messages.markDispatched(ctx.id, ctx.funnel)
 }
 
 function payloadFor(ctx: SendContext, target: EnvelopeTarget): Buffer {

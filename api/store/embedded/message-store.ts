@@ -117,8 +117,8 @@ export class EmbeddedMessageStore implements MessageStore {
     return this.#s.belongs.get(id, appId) !== undefined
   }
 
-  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void {
-    this.#w.later(() => {
+  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): Promise<void> {
+    return this.#w.commit(() => {
       if (funnel) {
         this.#s.dispatchedFunnel.run(
           funnel.planned,

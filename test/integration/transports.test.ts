@@ -1,0 +1,63 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectDevice } from '../helpers/mqtt.js'
+import { startTestServer, type TestServer } from '../helpers/server.js'
+
+describe('MQTT over WebSocket', () => {
+  let s: TestServer
+  beforeAll(async () => {
+    s = await startTestServer()
+  })
+  afterAll(() => s.stop())
+
+  it('serves devices on the HTTP port at /mqtt', async () => {
+    const reg = await s.register()
+    const d = await connectDevice(s.wsUrl, reg)
+    const res = await s.push({ target: { regIds: [reg.regId] }, title: 'ws', description: 'works' })
+    expect((await d.waitFor(1))[0]!.json.id).toBe(res.body.messageId)
+    await d.end()
+  })
+
+  it('refuses WebSocket upgrades on other paths', async () => {
+    const reg = await s.register()
+    await expect(connectDevice(s.wsUrl.replace('/mqtt', '/other'), reg)).rejects.toThrow()
+  })
+})
+
+describe('MQTT over TLS', () => {
+  let dir: string
+  let s: TestServer
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mqpush-tls-'))
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ], { stdio: 'ignore' })
+    s = await startTestServer({
+      env: {
+        MQPUSH_MQTT_TLS_PORT: '0',
+        MQPUSH_MQTT_TLS_CERT_FILE: join(dir, 'cert.pem'),
+        MQPUSH_MQTT_TLS_KEY_FILE: join(dir, 'key.pem'),
+      },
+    })
+  })
+  afterAll(async () => {
+    await s.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('serves devices over mqtts when a certificate is configured', async () => {
+    expect(s.mqttTlsPort).toBeGreaterThan(0)
+    const reg = await s.register()
+    const d = await connectDevice(`mqtts://127.0.0.1:${s.mqttTlsPort}`, reg, {
+      ca: readFileSync(join(dir, 'cert.pem')),
+    })
+    const res = await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'tls' })
+    expect((await d.waitFor(1))[0]!.json.id).toBe(res.body.messageId)
+    await d.end()
+  })
+})
