@@ -1,0 +1,25 @@
+/** The mqpush server SDK: push and read results over the HTTP API with the app secret. */
+export {
+  MqpushServer,
+  DEFAULT_TIMEOUT_MS,
+  type InvalidReason,
+  type InvalidRegId,
+  type InvalidRegIdsQuery,
+  type MqpushServerOptions,
+  type PushMessage,
+  type TopicMembers,
+  type TopicSubscribeResult,
+  type TopicUnsubscribeResult,
+} from './mqpush-server.js'
+export { MqpushApiError } from '../protocol/api-error.js'
+export { ErrorCode } from '../protocol/error-codes.js'
+export { NotifyType, type MessageKind } from '../protocol/envelope.js'
+export type {
+  DeviceInfo,
+  MessageFunnel,
+  MessageState,
+  MessageStatus,
+  PushResponse,
+  TargetType,
+} from '../protocol/responses.js'
+export type { PushRequest, Target } from '../protocol/schemas.js'
