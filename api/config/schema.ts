@@ -23,12 +23,22 @@ const setting = <T>(
   secret = false,
 ): Setting<T> => ({ env, schema, fallback, doc, secret })
 
-const port = z.coerce.number().int().min(0).max(65535)
-const positiveInt = z.coerce.number().int().positive()
-const nonNegativeInt = z.coerce.number().int().min(0)
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
-const text = z.string().min(1)
-const optionalText = z.string().optional()
+/** The type of each schema as the sample env file states it. */
+const TYPE_LABELS = new WeakMap<z.ZodType, string>()
+const typed = <S extends z.ZodType>(schema: S, label: string): S => {
+  TYPE_LABELS.set(schema, label)
+  return schema
+}
+
+const port = typed(z.coerce.number().int().min(0).max(65535), 'port 0–65535')
+const positiveInt = typed(z.coerce.number().int().positive(), 'integer > 0')
+const nonNegativeInt = typed(z.coerce.number().int().min(0), 'integer ≥ 0')
+const bool = typed(
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+  'true | false',
+)
+const text = typed(z.string().min(1), 'string')
+const optionalText = typed(z.string().optional(), 'string, optional')
 
 export const SETTINGS = {
   dataDir: setting(
@@ -39,7 +49,7 @@ export const SETTINGS = {
   ),
   storeSynchronous: setting(
     'MQPUSH_STORE_SYNCHRONOUS',
-    z.enum(['normal', 'full']),
+    typed(z.enum(['normal', 'full']), 'normal | full'),
     'normal',
     'SQLite durability. normal: survives a crash or kill -9 of the process (WAL); full: also survives power loss, at the cost of an fsync per commit.',
   ),
@@ -66,7 +76,7 @@ export const SETTINGS = {
   mqttPort: setting('MQPUSH_MQTT_PORT', port, '1883', 'MQTT over TCP. 0 picks a free port.'),
   mqttWsPath: setting(
     'MQPUSH_MQTT_WS_PATH',
-    z.string().regex(/^\/[^\s]*$/),
+    typed(z.string().regex(/^\/[^\s]*$/), 'URL path'),
     '/mqtt',
     'Path of MQTT over WebSocket on the HTTP port (browsers).',
   ),
@@ -157,7 +167,10 @@ export const SETTINGS = {
   ),
   logLevel: setting(
     'MQPUSH_LOG_LEVEL',
-    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    typed(
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+      'fatal | error | warn | info | debug | trace | silent',
+    ),
     'info',
     'Log level; logs are JSON lines on stdout.',
   ),
@@ -176,6 +189,7 @@ export function renderEnvExample(): string {
   ]
   for (const s of Object.values(SETTINGS) as Setting<unknown>[]) {
     lines.push(`# ${s.doc}`)
+    lines.push(`# Type: ${TYPE_LABELS.get(s.schema) ?? 'string'}${s.secret ? ' (secret)' : ''}`)
     lines.push(`#${s.env}=${s.fallback ?? ''}`)
     lines.push('')
   }

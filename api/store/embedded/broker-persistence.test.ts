@@ -1,0 +1,170 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { afterEach, describe, expect, it } from 'vitest'
+import { encodeEnvelope } from '../../../sdk/protocol/envelope.js'
+import type { MessageId } from '../../../sdk/protocol/ids.js'
+import { EmbeddedBrokerPersistence } from './broker-persistence.js'
+import { type Db, openDatabase } from './database.js'
+import { SqliteWriter } from './writer.js'
+
+const broker = { id: 'broker-1' }
+const dirs: string[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+/** A persistence on a database file that can be closed and opened again, as a restart does. */
+async function open(dir?: string) {
+  const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
+  if (!dir) dirs.push(dataDir)
+  const db = openDatabase({ dataDir })
+  const writer = new SqliteWriter(db, (e) => {
+    throw e
+  })
+  const p = new EmbeddedBrokerPersistence(db, writer)
+  await p.setup(broker)
+  return {
+    p,
+    db,
+    dataDir,
+    /** Simulates kill -9: whatever is committed stays, nothing else runs. */
+    crash() {
+      db.close()
+    },
+    settle: () => writer.commit(() => {}),
+  }
+}
+
+const list = async (stream: Readable) => {
+  const out: any[] = []
+  for await (const x of stream) out.push(x)
+  return out
+}
+
+const packet = (counter: number, payload: Buffer | string = 'hello') => ({
+  cmd: 'publish',
+  topic: 'mqp/t',
+  payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+  qos: 1,
+  retain: false,
+  dup: false,
+  brokerId: broker.id,
+  brokerCounter: counter,
+})
+
+const count = (db: Db, table: string) =>
+  (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+
+describe('EmbeddedBrokerPersistence durability', () => {
+  it('restores subscriptions and the topic trie after a crash', async () => {
+    const a = await open()
+    await a.p.addSubscriptions({ id: 'c1' }, [
+      { topic: 'mqp/+/all', qos: 1, rh: 0, rap: true, nl: false },
+      { topic: 'mqp/x', qos: 0 },
+    ])
+    await a.p.addSubscriptions({ id: 'c2' }, [{ topic: 'mqp/x', qos: 1 }])
+    await a.p.removeSubscriptions({ id: 'c2' }, ['mqp/x'])
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await b.p.subscriptionsByClient({ id: 'c1' })).toEqual([
+      { topic: 'mqp/+/all', qos: 1, rh: 0, rap: true, nl: false },
+      { topic: 'mqp/x', qos: 0 },
+    ])
+    expect(await b.p.subscriptionsByTopic('mqp/a/all')).toEqual([
+      { clientId: 'c1', topic: 'mqp/+/all', qos: 1, rh: 0, rap: true, nl: false },
+    ])
+    expect(await b.p.subscriptionsByTopic('mqp/x')).toEqual([]) // QoS 0 is not queued for
+    expect(await b.p.countOffline()).toEqual({ subsCount: 1, clientsCount: 1 })
+    b.crash()
+  })
+
+  it('restores offline queues with their packet ids, stores a shared packet once', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }, { clientId: 'c2' }, { clientId: 'c3' }], packet(1))
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(2, 'second'))
+    expect(count(a.db, 'broker_packets')).toBe(2)
+    expect(count(a.db, 'broker_outgoing')).toBe(4)
+    // c1 got the first in flight, c2 acknowledged it, c3 moved on to pubrel
+    await a.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 11 })
+    await a.p.outgoingUpdate({ id: 'c2' }, { ...packet(1), messageId: 12 })
+    const acked = await a.p.outgoingClearMessageId({ id: 'c2' }, { messageId: 12 })
+    expect(acked?.payload.toString()).toBe('hello')
+    await a.p.outgoingUpdate({ id: 'c3' }, { ...packet(1), messageId: 13 })
+    await a.p.outgoingUpdate({ id: 'c3' }, { cmd: 'pubrel', messageId: 13 })
+    await a.settle()
+    a.crash()
+
+    const b = await open(a.dataDir)
+    const c1 = await list(b.p.outgoingStream({ id: 'c1' }))
+    expect(c1.map((p) => [p.payload.toString(), p.messageId])).toEqual([
+      ['hello', 11],
+      ['second', undefined],
+    ])
+    expect(await list(b.p.outgoingStream({ id: 'c2' }))).toEqual([])
+    expect(await list(b.p.outgoingStream({ id: 'c3' }))).toEqual([{ cmd: 'pubrel', messageId: 13 }])
+    // the first packet is still needed by c1; acknowledging it there frees it
+    await b.p.outgoingClearMessageId({ id: 'c1' }, { messageId: 11 })
+    await b.settle()
+    expect(count(b.db, 'broker_packets')).toBe(1)
+    expect(b.p.queuedCount()).toBe(2)
+    b.crash()
+  })
+
+  it('keeps string payloads, retained messages, wills and QoS 2 incoming packets', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueue({ clientId: 'c1' }, { ...packet(5), payload: 'as string' })
+    await a.p.storeRetained({ ...packet(6), retain: true, topic: 'r/1', payload: Buffer.from('kept') })
+    await a.p.putWill({ id: 'c1' }, { topic: 'w', payload: Buffer.from('bye'), qos: 0, retain: false })
+    await a.p.incomingStorePacket({ id: 'c1' }, { ...packet(7), qos: 2, messageId: 3 })
+    a.crash()
+    const b = await open(a.dataDir)
+    expect((await list(b.p.outgoingStream({ id: 'c1' })))[0].payload).toBe('as string')
+    expect((await list(b.p.createRetainedStream('r/#'))).map((p) => p.payload.toString())).toEqual(['kept'])
+    expect((await b.p.getWill({ id: 'c1' }))?.payload.toString()).toBe('bye')
+    expect((await b.p.incomingGetPacket({ id: 'c1' }, { messageId: 3 })).messageId).toBe(3)
+    b.crash()
+  })
+
+  it('sweeps expired envelopes from queues, leaving in-flight ones to their PUBACK', async () => {
+    const a = await open()
+    const env = (expiresAt: number) =>
+      Buffer.from(
+        encodeEnvelope({
+          id: `m${'0'.repeat(18)}${expiresAt % 10}` as MessageId,
+          expiresAt,
+          kind: 'passThrough',
+          sentAt: 1_700_000_000_000,
+          target: { type: 'all' },
+          payload: 'p',
+        }),
+      )
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }, { clientId: 'c2' }], packet(1, env(1_800_000_000_001)))
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(2, env(1_900_000_000_002)))
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(3, 'not an envelope'))
+    await a.p.outgoingUpdate({ id: 'c2' }, { ...packet(1), messageId: 4 }) // in flight at c2
+    expect(await a.p.sweepExpired(1_850_000_000_000)).toBe(1)
+    const c1 = await list(a.p.outgoingStream({ id: 'c1' }))
+    expect(c1.map((p) => p.brokerCounter)).toEqual([2, 3])
+    expect((await list(a.p.outgoingStream({ id: 'c2' }))).length).toBe(1)
+    await a.settle()
+    a.crash()
+    const b = await open(a.dataDir)
+    expect((await list(b.p.outgoingStream({ id: 'c1' }))).length).toBe(2)
+    b.crash()
+  })
+
+  it('drops a client entirely', async () => {
+    const a = await open()
+    await a.p.addSubscriptions({ id: 'c1' }, [{ topic: 'x', qos: 1 }])
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1))
+    await a.p.dropClient('c1')
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await b.p.subscriptionsByClient({ id: 'c1' })).toEqual([])
+    expect(await list(b.p.outgoingStream({ id: 'c1' }))).toEqual([])
+    expect(count(b.db, 'broker_packets')).toBe(0)
+    b.crash()
+  })
+})

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest'
+import { openDatabase } from './database.js'
+import { SqliteWriter } from './writer.js'
+
+function setup() {
+  const db = openDatabase({ dataDir: ':memory:' })
+  db.exec('CREATE TABLE t (v INTEGER PRIMARY KEY)')
+  const errors: unknown[] = []
+  const writer = new SqliteWriter(db, (e) => errors.push(e))
+  const insert = db.prepare('INSERT INTO t (v) VALUES (?)')
+  const rows = () => (db.prepare('SELECT v FROM t ORDER BY v').all() as Array<{ v: number }>).map((r) => r.v)
+  return { db, writer, insert, rows, errors }
+}
+
+describe('SqliteWriter', () => {
+  it('commits everything queued in one turn as one transaction, in order', async () => {
+    const { writer, insert, rows, db } = setup()
+    let transactions = 0
+    const begin = db.transaction.bind(db)
+    db.transaction = ((fn: () => void) => {
+      transactions++
+      return begin(fn)
+    }) as typeof db.transaction
+    writer.later(() => insert.run(1))
+    const p = writer.commit(() => insert.run(2))
+    writer.later(() => insert.run(3))
+    expect(rows()).toEqual([]) // nothing before the turn ends
+    await p
+    expect(rows()).toEqual([1, 2, 3])
+    expect(transactions).toBe(1)
+  })
+
+  it('isolates a failing operation: only its promise rejects, the rest commits', async () => {
+    const { writer, insert, rows, errors } = setup()
+    const ok1 = writer.commit(() => insert.run(1))
+    const bad = writer.commit(() => insert.run(1)) // duplicate key
+    writer.later(() => insert.run(1)) // write-behind failure goes to onError
+    const ok2 = writer.commit(() => insert.run(2))
+    await expect(bad).rejects.toThrow(/UNIQUE/)
+    await ok1
+    await ok2
+    expect(rows()).toEqual([1, 2])
+    expect(errors).toHaveLength(1)
+  })
+
+  it('flushes on close and refuses writes afterwards', async () => {
+    const { writer, insert, rows, errors } = setup()
+    writer.later(() => insert.run(7))
+    writer.close()
+    expect(rows()).toEqual([7])
+    await expect(writer.commit(() => insert.run(8))).rejects.toThrow(/closed/)
+    writer.later(() => insert.run(9))
+    expect(errors).toHaveLength(1)
+  })
+})

@@ -1,0 +1,16 @@
+import { openEmbeddedStore } from '../../api/store/embedded/index.js'
+import { storeContract } from './stores.contract.js'
+
+storeContract('embedded (SQLite)', async () => {
+  const store = openEmbeddedStore({
+    dataDir: ':memory:',
+    onWriteError: (err) => {
+      throw err
+    },
+  })
+  return {
+    ...store,
+    settle: () => store.writer.commit(() => {}),
+    close: async () => store.close(),
+  }
+})
