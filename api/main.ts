@@ -60,19 +60,20 @@ export async function start(config: Config, options: StartOptions = {}): Promise
 
   // The broker and the core need each other: the core's ports are filled in once the broker
   // exists; the broker only calls the core after it listens, when both are built.
-  let sessions: SessionManager | undefined
-  let dispatcher: Dispatcher | undefined
+  const late: { sessions?: SessionManager; dispatcher?: Dispatcher } = {}
+  const sessions = () => late.sessions as SessionManager
+  const dispatcher = () => late.dispatcher as Dispatcher
   const sessionPort: SessionManager = {
-    openSession: (a, r) => (sessions as SessionManager).openSession(a, r),
-    subscribe: (a, r, t) => (sessions as SessionManager).subscribe(a, r, t),
-    unsubscribe: (a, r, t) => (sessions as SessionManager).unsubscribe(a, r, t),
-    closeSession: (r) => (sessions as SessionManager).closeSession(r),
-    isOnline: (r) => sessions?.isOnline(r) ?? false,
+    openSession: (a, r) => sessions().openSession(a, r),
+    subscribe: (a, r, t) => sessions().subscribe(a, r, t),
+    unsubscribe: (a, r, t) => sessions().unsubscribe(a, r, t),
+    closeSession: (r) => sessions().closeSession(r),
+    isOnline: (r) => late.sessions?.isOnline(r) ?? false,
   }
   const dispatcherPort: Dispatcher = {
-    toDevices: (a, p) => (dispatcher as Dispatcher).toDevices(a, p),
-    toTopic: (a, t, p) => (dispatcher as Dispatcher).toTopic(a, t, p),
-    toAll: (a, p) => (dispatcher as Dispatcher).toAll(a, p),
+    toDevices: (a, p) => dispatcher().toDevices(a, p),
+    toTopic: (a, t, p) => dispatcher().toTopic(a, t, p),
+    toAll: (a, p) => dispatcher().toAll(a, p),
   }
 
   const apps = new AppService({ apps: store.apps, clock })
@@ -145,8 +146,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxPacketBytes: config.mqttMaxPacketBytes,
     },
   )
-  sessions = broker.sessions
-  dispatcher = broker.dispatcher
+  late.sessions = broker.sessions
+  late.dispatcher = broker.dispatcher
 
   const { app: defaultApp, created } = await apps.ensureDefaultApp(config.defaultAppName)
   const recovered = await messages.recover()

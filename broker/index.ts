@@ -2,11 +2,7 @@ import { Aedes } from 'aedes'
 import type { Server as HttpServer } from 'node:http'
 import { readEnvelopeId } from '../sdk/protocol/envelope.js'
 import { createDispatcher } from './dispatch.js'
-import {
-  adaptAuthenticate,
-  adaptAuthorizePublish,
-  adaptAuthorizeSubscribe,
-} from './hooks/adapt.js'
+import { adaptAuthenticate, adaptAuthorizePublish, adaptAuthorizeSubscribe } from './hooks/adapt.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
@@ -47,7 +43,9 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
     connectTimeout: options.connectTimeoutMs,
   })
   // STYLE rule 9: the broker's 'error' event always has a listener
-  ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
+  ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
+    log.error({ err }, 'broker error'),
+  )
   await aedes.listen()
 
   const sessions = createSessions(aedes, options.persistence, deps)

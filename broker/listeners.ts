@@ -23,7 +23,7 @@ export interface Listening {
 /** MQTT over TCP and, when a certificate is configured, over TLS. */
 export async function listenMqtt(aedes: Aedes, options: ListenOptions): Promise<Listening> {
   const handle = (conn: Duplex, req?: IncomingMessage) => {
-    const client = aedes.handle(conn, req as never)
+    const client = aedes.handle(conn, req)
     limitPacketSize(client, options.maxPacketBytes)
   }
   const onSocket = (socket: Socket) => {
@@ -75,7 +75,7 @@ export function attachWebSocket(
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws)
       stream.on('error', () => stream.destroy())
-      const client = aedes.handle(stream, req as never)
+      const client = aedes.handle(stream, req)
       limitPacketSize(client, maxPacketBytes)
     })
   })

@@ -14,7 +14,10 @@ import { sessionOf } from './session.js'
  * It also drops subscriptions a device is not allowed to hold: aedes persists the whole
  * SUBSCRIBE packet's list, refused entries included, for each granted entry.
  */
-export function trackMembership(persistence: BrokerPersistence, deps: Pick<BrokerDeps, 'membership'>): void {
+export function trackMembership(
+  persistence: BrokerPersistence,
+  deps: Pick<BrokerDeps, 'membership'>,
+): void {
   const add = persistence.addSubscriptions.bind(persistence)
   const remove = persistence.removeSubscriptions.bind(persistence)
 

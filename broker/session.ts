@@ -19,6 +19,9 @@ export function sessionOf(client: AnyClient): DeviceSession | undefined {
 /** The remote address of a client, over TCP, TLS or WebSocket. */
 export function addressOf(client: AnyClient): string {
   return (
-    client?.conn?.remoteAddress ?? client?.req?.socket?.remoteAddress ?? client?.connDetails?.ipAddress ?? 'unknown'
+    client?.conn?.remoteAddress ??
+    client?.req?.socket?.remoteAddress ??
+    client?.connDetails?.ipAddress ??
+    'unknown'
   )
 }

@@ -90,7 +90,10 @@ export function createSessions(aedes: Aedes, persistence: BrokerPersistence, dep
       const extra = Object.keys(client.subscriptions).filter((t) => !expected.has(t))
       if (missing.length > 0) {
         deps.log.info({ regId, missing }, 'session repaired: subscriptions added')
-        await subscribeLive(client, missing.map((topic) => ({ topic, qos: 1 })))
+        await subscribeLive(
+          client,
+          missing.map((topic) => ({ topic, qos: 1 })),
+        )
       }
       if (extra.length > 0) {
         deps.log.info({ regId, extra }, 'session repaired: subscriptions removed')

@@ -21,14 +21,20 @@ describe('loadConfig', () => {
   })
 
   it('reads variables and coerces their types', () => {
-    const c = loadConfig({ MQPUSH_HTTP_PORT: '9000', MQPUSH_JOBS_ENABLED: 'false', MQPUSH_DATA_DIR: '/srv/x' })
+    const c = loadConfig({
+      MQPUSH_HTTP_PORT: '9000',
+      MQPUSH_JOBS_ENABLED: 'false',
+      MQPUSH_DATA_DIR: '/srv/x',
+    })
     expect(c.httpPort).toBe(9000)
     expect(c.jobsEnabled).toBe(false)
     expect(c.dataDir).toBe('/srv/x')
   })
 
   it('fails naming the variable', () => {
-    expect(() => loadConfig({ MQPUSH_HTTP_PORT: 'eighty' })).toThrow(/MQPUSH_HTTP_PORT="eighty" is invalid/)
+    expect(() => loadConfig({ MQPUSH_HTTP_PORT: 'eighty' })).toThrow(
+      /MQPUSH_HTTP_PORT="eighty" is invalid/,
+    )
     expect(() => loadConfig({ MQPUSH_MQTT_PORT: '70000' })).toThrow(ConfigError)
     expect(() => loadConfig({ MQPUSH_LOG_LEVEL: 'loud' })).toThrow(/MQPUSH_LOG_LEVEL/)
   })
@@ -36,11 +42,15 @@ describe('loadConfig', () => {
   it('reads <NAME>_FILE for secrets and hides them in errors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mqpush-config-'))
     writeFileSync(join(dir, 'token'), 'from-a-file\n')
-    expect(loadConfig({ MQPUSH_ADMIN_TOKEN_FILE: join(dir, 'token') }).adminToken).toBe('from-a-file')
-    expect(() => loadConfig({ MQPUSH_ADMIN_TOKEN: 'a', MQPUSH_ADMIN_TOKEN_FILE: join(dir, 'token') })).toThrow(
-      /both set/,
+    expect(loadConfig({ MQPUSH_ADMIN_TOKEN_FILE: join(dir, 'token') }).adminToken).toBe(
+      'from-a-file',
     )
-    expect(() => loadConfig({ MQPUSH_ADMIN_TOKEN_FILE: join(dir, 'missing') })).toThrow(/cannot read/)
+    expect(() =>
+      loadConfig({ MQPUSH_ADMIN_TOKEN: 'a', MQPUSH_ADMIN_TOKEN_FILE: join(dir, 'token') }),
+    ).toThrow(/both set/)
+    expect(() => loadConfig({ MQPUSH_ADMIN_TOKEN_FILE: join(dir, 'missing') })).toThrow(
+      /cannot read/,
+    )
   })
 
   it('wants the TLS certificate and key together', () => {

@@ -32,7 +32,8 @@ export function defineJobs(d: JobDeps): Job[] {
       run: async () => {
         const before = d.clock.now() - d.messageRetentionDays * DAY_MS
         let total = 0
-        for (let n = -1; n !== 0; total += n) n = await d.messages.deleteMessagesBefore(before, 1000)
+        for (let n = -1; n !== 0; total += n)
+          n = await d.messages.deleteMessagesBefore(before, 1000)
         return total
       },
     },

@@ -12,7 +12,12 @@ export function adaptAuthenticate(
   fn: (client: any, username: string | undefined, password: Buffer | undefined) => Promise<void>,
   log: BrokerLogger,
 ) {
-  return (client: any, username: string | undefined, password: Buffer | undefined, cb: Callback) => {
+  return (
+    client: any,
+    username: string | undefined,
+    password: Buffer | undefined,
+    cb: Callback,
+  ) => {
     fn(client, username, password).then(
       () => cb(null, true),
       (err: unknown) => {

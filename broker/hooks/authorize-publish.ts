@@ -25,12 +25,7 @@ export function createAuthorizePublish(deps: BrokerDeps) {
     const session = sessionOf(client)
     if (!session) throw new Error('not a device session')
     const t = parseTopic(packet.topic)
-    if (
-      !t ||
-      t.type !== 'upstream' ||
-      t.appId !== session.appId ||
-      t.regId !== session.regId
-    ) {
+    if (!t || t.type !== 'upstream' || t.appId !== session.appId || t.regId !== session.regId) {
       throw new Error(`publishing to ${packet.topic} is not allowed`)
     }
     if (packet.retain) throw new Error('retained upstream reports are not allowed')

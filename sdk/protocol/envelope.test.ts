@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { decodeEnvelope, encodeEnvelope, type PushEnvelope, readEnvelopeExpiry, readEnvelopeId } from './envelope.js'
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  type PushEnvelope,
+  readEnvelopeExpiry,
+  readEnvelopeId,
+} from './envelope.js'
 import type { MessageId } from './ids.js'
 
 const envelope: PushEnvelope = {
@@ -28,7 +34,12 @@ describe('envelope', () => {
   })
 
   it('does not mistake other payloads for envelopes', () => {
-    for (const other of ['', 'hello', '{"id":"x","expiresAt":1}', '{"id":"m0mwzr8tw1i7ugjfnbi7","expiresAt":17970403226x1,"kind":1}']) {
+    for (const other of [
+      '',
+      'hello',
+      '{"id":"x","expiresAt":1}',
+      '{"id":"m0mwzr8tw1i7ugjfnbi7","expiresAt":17970403226x1,"kind":1}',
+    ]) {
       expect(readEnvelopeExpiry(Buffer.from(other))).toBeUndefined()
       expect(readEnvelopeId(Buffer.from(other))).toBeUndefined()
     }

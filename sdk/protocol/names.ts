@@ -4,6 +4,7 @@ import { MAX_NAME_CHARS } from './limits.js'
  * Topic names, aliases and userAccounts: 1–128 characters, no MQTT separators or wildcards
  * (`/`, `+`, `#`), no control characters, and no leading `$` (reserved by MQTT for the broker).
  */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it refuses
 const NAME_PATTERN = /^[^/+#$\u0000-\u001f\u007f][^/+#\u0000-\u001f\u007f]*$/u
 
 export function isValidName(value: unknown): value is string {

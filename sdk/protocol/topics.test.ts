@@ -11,14 +11,29 @@ describe('topics', () => {
     expect(parseTopic(inboxTopic(app, reg))).toEqual({ type: 'inbox', appId: app, regId: reg })
     expect(parseTopic(broadcastTopic(app))).toEqual({ type: 'all', appId: app })
     expect(parseTopic(appTopic(app, '新闻'))).toEqual({ type: 'topic', appId: app, topic: '新闻' })
-    expect(parseTopic(upstreamTopic(app, reg, 'click'))).toEqual({ type: 'upstream', appId: app, regId: reg, report: 'click' })
+    expect(parseTopic(upstreamTopic(app, reg, 'click'))).toEqual({
+      type: 'upstream',
+      appId: app,
+      regId: reg,
+      report: 'click',
+    })
   })
 
   it('parses nothing else', () => {
     for (const t of [
-      'mqp', 'mqp/ap0123456789abcd', `mqp/${app}/d/short`, `mqp/${app}/d/${reg}/x`, `mqp/${app}/all/x`,
-      `mqp/${app}/t/+`, `mqp/${app}/t/#`, `mqp/${app}/t/a/b`, `mqp/${app}/up/${reg}/other`, `mqp/${app}/x`,
-      `other/${app}/all`, 'mqp/APP/all', '$SYS/x',
+      'mqp',
+      'mqp/ap0123456789abcd',
+      `mqp/${app}/d/short`,
+      `mqp/${app}/d/${reg}/x`,
+      `mqp/${app}/all/x`,
+      `mqp/${app}/t/+`,
+      `mqp/${app}/t/#`,
+      `mqp/${app}/t/a/b`,
+      `mqp/${app}/up/${reg}/other`,
+      `mqp/${app}/x`,
+      `other/${app}/all`,
+      'mqp/APP/all',
+      '$SYS/x',
     ]) {
       expect(parseTopic(t)).toBeUndefined()
     }

@@ -20,7 +20,8 @@ const APP = 'ap00000000000001' as AppId
 const OTHER = 'ap00000000000002' as AppId
 let counter = 0
 const regId = () => `R${String(++counter).padStart(21, '0')}` as RegId
-const msgId = (t: number) => `m${t.toString(36).padStart(9, '0')}${String(++counter).padStart(10, '0')}` as MessageId
+const msgId = (t: number) =>
+  `m${t.toString(36).padStart(9, '0')}${String(++counter).padStart(10, '0')}` as MessageId
 
 function device(overrides: Partial<Device> = {}): Device {
   return {
@@ -42,7 +43,7 @@ function message(overrides: Partial<MessageRecord> = {}): MessageRecord {
     id: msgId(overrides.createdAt ?? 1_800_000_000_000),
     appId: APP,
     targetType: 'regId',
-    target: { regIds: ['x'] },
+    target: { regIds: [regId()] },
     content: { kind: 'notification', title: 't', description: 'd' },
     createdAt: 1_800_000_000_000,
     expiresAt: 1_800_000_600_000,
@@ -78,7 +79,10 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         await s.devices.insertDevice(d)
         expect(await s.devices.getDevice(d.regId)).toEqual(d)
         await s.devices.updateDevice(d.regId, { attributes: { model: 'M2', locale: 'fr' } })
-        expect((await s.devices.getDevice(d.regId))?.attributes).toEqual({ model: 'M2', locale: 'fr' })
+        expect((await s.devices.getDevice(d.regId))?.attributes).toEqual({
+          model: 'M2',
+          locale: 'fr',
+        })
         expect(await s.devices.getDevice(regId())).toBeUndefined()
       })
 
@@ -88,7 +92,12 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         const foreign = device({ appId: OTHER })
         for (const d of [a, b, foreign]) await s.devices.insertDevice(d)
         await s.devices.invalidateDevice(b.regId, 'unregistered', 2_000)
-        const found = await s.devices.getActiveDevices(APP, [a.regId, b.regId, foreign.regId, regId()])
+        const found = await s.devices.getActiveDevices(APP, [
+          a.regId,
+          b.regId,
+          foreign.regId,
+          regId(),
+        ])
         expect(found.map((d) => d.regId)).toEqual([a.regId])
         expect(await s.devices.getActiveDevices(APP, [b.regId])).toEqual([])
         expect(await s.devices.countActiveDevices(APP)).toBe(1)
@@ -102,7 +111,9 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         const seen = device({ installationId: 'same' })
         await s.devices.insertDevice(old)
         await s.devices.insertDevice(seen)
-        expect((await s.devices.findByInstallation(APP, 'same')).sort()).toEqual([old.regId, seen.regId].sort())
+        expect((await s.devices.findByInstallation(APP, 'same')).sort()).toEqual(
+          [old.regId, seen.regId].sort(),
+        )
         s.devices.touchDevice(seen.regId, 50_000)
         await s.settle()
         expect((await s.devices.getDevice(seen.regId))?.lastSeenAt).toBe(50_000)
@@ -177,7 +188,14 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         await s.messages.markDispatched(m.id, { planned: 5, invalid: 2, filtered: 1, valid: 2 })
         const after = await s.messages.getMessage(m.id)
         expect(after?.state).toBe('dispatched')
-        expect(after?.funnel).toEqual({ planned: 5, invalid: 2, filtered: 1, valid: 2, delivered: 0, clicked: 0 })
+        expect(after?.funnel).toEqual({
+          planned: 5,
+          invalid: 2,
+          filtered: 1,
+          valid: 2,
+          delivered: 0,
+          clicked: 0,
+        })
         expect(await s.messages.listAccepted(10)).toEqual([])
         expect(await s.messages.messageBelongsTo(m.id, APP)).toBe(true)
         expect(await s.messages.messageBelongsTo(m.id, OTHER)).toBe(false)

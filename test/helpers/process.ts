@@ -34,11 +34,16 @@ export function spawnService(env: Record<string, string>): Promise<ServiceProces
   let out = ''
   let err = ''
   child.stderr?.on('data', (d) => (err += d))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  )
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start:\n${out}\n${err}`)), 30_000)
+    const timer = setTimeout(
+      () => reject(new Error(`service did not start:\n${out}\n${err}`)),
+      30_000,
+    )
     child.once('exit', (code) => reject(new Error(`service exited with ${code}:\n${out}\n${err}`)))
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       out += `${line}\n`
       if (!line.includes('"mqpush is serving"')) return
       clearTimeout(timer)

@@ -64,7 +64,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       headers['content-type'] ??= 'application/json'
       body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body)
     }
-    const res = await fetch(baseUrl + path, { method, headers, ...(body !== undefined && { body }) })
+    const res = await fetch(baseUrl + path, {
+      method,
+      headers,
+      ...(body !== undefined && { body }),
+    })
     const text = await res.text()
     let parsed: unknown = text
     try {

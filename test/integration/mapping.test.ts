@@ -14,24 +14,37 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
   it('an alias maps to one device: the last setter wins', async () => {
     const a = await s.register()
     const b = await s.register()
-    expect((await s.http('PUT', '/v1/device/aliases/user%40example.com', { auth: deviceAuth(a) })).status).toBe(204)
-    expect((await s.http('GET', '/v1/aliases/user%40example.com', { auth: server() })).body).toEqual({
+    expect(
+      (await s.http('PUT', '/v1/device/aliases/user%40example.com', { auth: deviceAuth(a) }))
+        .status,
+    ).toBe(204)
+    expect(
+      (await s.http('GET', '/v1/aliases/user%40example.com', { auth: server() })).body,
+    ).toEqual({
       alias: 'user@example.com',
       regId: a.regId,
     })
     await s.http('PUT', '/v1/device/aliases/user%40example.com', { auth: deviceAuth(b) })
-    expect((await s.http('GET', '/v1/aliases/user%40example.com', { auth: server() })).body.regId).toBe(b.regId)
+    expect(
+      (await s.http('GET', '/v1/aliases/user%40example.com', { auth: server() })).body.regId,
+    ).toBe(b.regId)
     // only b receives a push to the alias
     const da = await connectDevice(s.mqttUrl, a)
     const db = await connectDevice(s.mqttUrl, b)
-    const res = await s.push({ target: { aliases: ['user@example.com', 'nobody'] }, title: 't', description: 'd' })
+    const res = await s.push({
+      target: { aliases: ['user@example.com', 'nobody'] },
+      title: 't',
+      description: 'd',
+    })
     expect(res.body.funnel).toMatchObject({ planned: 2, invalid: 1, valid: 1 })
     const [m] = await db.waitFor(1)
     expect(m!.json.target).toEqual({ type: 'alias', alias: 'user@example.com' })
     await da.expectNoMore(0)
     // a device that no longer holds the alias cannot unset it for the holder
     await s.http('DELETE', '/v1/device/aliases/user%40example.com', { auth: deviceAuth(a) })
-    expect((await s.http('GET', '/v1/aliases/user%40example.com', { auth: server() })).body.regId).toBe(b.regId)
+    expect(
+      (await s.http('GET', '/v1/aliases/user%40example.com', { auth: server() })).body.regId,
+    ).toBe(b.regId)
     await s.http('DELETE', '/v1/device/aliases/user%40example.com', { auth: deviceAuth(b) })
     const gone = await s.http('GET', '/v1/aliases/user%40example.com', { auth: server() })
     expect(gone.status).toBe(404)
@@ -59,10 +72,17 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
     expect(after).toContain(regs[1]!.regId)
     expect(after).not.toContain(regs[2]!.regId)
     // a push to the account reaches all its devices
-    const push = await s.push({ target: { userAccounts: ['alice', 'bob'] }, kind: 'passThrough', payload: 'p' })
+    const push = await s.push({
+      target: { userAccounts: ['alice', 'bob'] },
+      kind: 'passThrough',
+      payload: 'p',
+    })
     expect(push.body.funnel).toMatchObject({ planned: 2, invalid: 1, valid: 10 })
     const d = await connectDevice(s.mqttUrl, twelfth)
-    expect((await d.waitFor(1))[0]!.json.target).toEqual({ type: 'userAccount', userAccount: 'alice' })
+    expect((await d.waitFor(1))[0]!.json.target).toEqual({
+      type: 'userAccount',
+      userAccount: 'alice',
+    })
     await d.end()
   })
 
@@ -71,8 +91,13 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
     const d = await connectDevice(s.mqttUrl, reg)
     const granted = await d.client.subscribeAsync(`${reg.mqtt.topics.topicPrefix}news`, { qos: 1 })
     expect(granted[0]!.qos).toBe(1)
-    expect((await s.http('GET', '/v1/topics/news', { auth: server() })).body).toEqual({ topic: 'news', subscribers: 1 })
-    expect((await s.http('GET', `/v1/devices/${reg.regId}`, { auth: server() })).body.topics).toEqual(['news'])
+    expect((await s.http('GET', '/v1/topics/news', { auth: server() })).body).toEqual({
+      topic: 'news',
+      subscribers: 1,
+    })
+    expect(
+      (await s.http('GET', `/v1/devices/${reg.regId}`, { auth: server() })).body.topics,
+    ).toEqual(['news'])
     const res = await s.push({ target: { topic: 'news' }, title: 'Breaking', description: 'story' })
     expect(res.body.funnel).toMatchObject({ planned: 1, valid: 1 })
     const [m] = await d.waitFor(1)
@@ -80,7 +105,9 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
     expect(m!.json.target).toEqual({ type: 'topic', topic: 'news' })
     await d.client.unsubscribeAsync(`${reg.mqtt.topics.topicPrefix}news`)
     await expect
-      .poll(async () => (await s.http('GET', '/v1/topics/news', { auth: server() })).body.subscribers)
+      .poll(
+        async () => (await s.http('GET', '/v1/topics/news', { auth: server() })).body.subscribers,
+      )
       .toBe(0)
     await s.push({ target: { topic: 'news' }, title: 'again', description: 'x' })
     await d.expectNoMore(1)
@@ -97,8 +124,15 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
       auth: server(),
       body: { regIds: [on.regId, off.regId, 'ZZZZZZZZZZZZZZZZZZZZZZ'] },
     })
-    expect(sub.body).toEqual({ topic: 'sports', subscribed: 2, invalid: ['ZZZZZZZZZZZZZZZZZZZZZZ'] })
-    const byAlias = await s.http('POST', '/v1/topics/sports/subscribe', { auth: server(), body: { aliases: ['carol', 'dave'] } })
+    expect(sub.body).toEqual({
+      topic: 'sports',
+      subscribed: 2,
+      invalid: ['ZZZZZZZZZZZZZZZZZZZZZZ'],
+    })
+    const byAlias = await s.http('POST', '/v1/topics/sports/subscribe', {
+      auth: server(),
+      body: { aliases: ['carol', 'dave'] },
+    })
     expect(byAlias.body).toEqual({ topic: 'sports', subscribed: 1, invalid: ['dave'] })
     expect((await s.http('GET', '/v1/topics/sports', { auth: server() })).body.subscribers).toBe(3)
 
@@ -109,7 +143,10 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
     expect((await late.waitFor(1))[0]!.json.payload).toBe('goal')
 
     // unsubscribe the online one server-side: it stops receiving
-    const unsub = await s.http('POST', '/v1/topics/sports/unsubscribe', { auth: server(), body: { regIds: [on.regId] } })
+    const unsub = await s.http('POST', '/v1/topics/sports/unsubscribe', {
+      auth: server(),
+      body: { regIds: [on.regId] },
+    })
     expect(unsub.body).toEqual({ topic: 'sports', unsubscribed: 1, invalid: [] })
     await d.end()
     const again = await connectDevice(s.mqttUrl, on)
@@ -122,7 +159,9 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
 
   it('devices subscribe and unsubscribe topics over HTTP too', async () => {
     const reg = await s.register()
-    expect((await s.http('PUT', '/v1/device/topics/weather', { auth: deviceAuth(reg) })).status).toBe(204)
+    expect(
+      (await s.http('PUT', '/v1/device/topics/weather', { auth: deviceAuth(reg) })).status,
+    ).toBe(204)
     const info = await s.http('GET', '/v1/device', { auth: deviceAuth(reg) })
     expect(info.body.topics).toEqual(['weather'])
     await s.http('DELETE', '/v1/device/topics/weather', { auth: deviceAuth(reg) })
@@ -131,7 +170,11 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
 
   it('refuses bad names with 40007', async () => {
     const reg = await s.register()
-    for (const path of ['/v1/device/aliases/%24sys', '/v1/device/topics/a%2Bb', `/v1/device/user-accounts/${'x'.repeat(129)}`]) {
+    for (const path of [
+      '/v1/device/aliases/%24sys',
+      '/v1/device/topics/a%2Bb',
+      `/v1/device/user-accounts/${'x'.repeat(129)}`,
+    ]) {
       const res = await s.http('PUT', path, { auth: deviceAuth(reg) })
       expect(res.status).toBe(400)
       expect(res.body.code).toBe(ErrorCode.INVALID_NAME)
@@ -146,6 +189,8 @@ describe('aliases, userAccounts and topics (§4.2.1, §4.2.3)', () => {
     await s.http('DELETE', '/v1/device', { auth: deviceAuth(reg) })
     expect((await s.http('GET', '/v1/aliases/erin', { auth: server() })).status).toBe(404)
     expect((await s.http('GET', '/v1/user-accounts/erin-acc', { auth: server() })).status).toBe(404)
-    expect((await s.http('GET', '/v1/topics/erin-topic', { auth: server() })).body.subscribers).toBe(0)
+    expect(
+      (await s.http('GET', '/v1/topics/erin-topic', { auth: server() })).body.subscribers,
+    ).toBe(0)
   })
 })

@@ -16,7 +16,11 @@ describe('offline devices and expiry (§4.3.1)', () => {
     const reg = await s.register()
     const ids: string[] = []
     for (let i = 0; i < 5; i++) {
-      const res = await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: `m${i}` })
+      const res = await s.push({
+        target: { regIds: [reg.regId] },
+        kind: 'passThrough',
+        payload: `m${i}`,
+      })
       ids.push(res.body.messageId)
     }
     const d = await connectDevice(s.mqttUrl, reg)
@@ -32,15 +36,27 @@ describe('offline devices and expiry (§4.3.1)', () => {
 
   it('never delivers an expired message to a device that comes back late', async () => {
     const reg = await s.register()
-    await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'short', ttlSeconds: 60 })
-    const long = await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'long', ttlSeconds: 3600 })
+    await s.push({
+      target: { regIds: [reg.regId] },
+      kind: 'passThrough',
+      payload: 'short',
+      ttlSeconds: 60,
+    })
+    const long = await s.push({
+      target: { regIds: [reg.regId] },
+      kind: 'passThrough',
+      payload: 'long',
+      ttlSeconds: 3600,
+    })
     clock.advance(61_000)
     const d = await connectDevice(s.mqttUrl, reg)
     const got = await d.waitFor(1)
     expect(got[0]!.json.id).toBe(long.body.messageId)
     await d.expectNoMore(1)
     await d.end()
-    const st = await s.http('GET', `/v1/messages/${long.body.messageId}`, { auth: `Bearer ${s.defaultApp.secret}` })
+    const st = await s.http('GET', `/v1/messages/${long.body.messageId}`, {
+      auth: `Bearer ${s.defaultApp.secret}`,
+    })
     expect(st.body.expired).toBe(false)
   })
 
@@ -65,7 +81,12 @@ describe('offline devices and expiry (§4.3.1)', () => {
       return { client, received }
     }
     const first = await stubborn()
-    await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'inflight', ttlSeconds: 30 })
+    await s.push({
+      target: { regIds: [reg.regId] },
+      kind: 'passThrough',
+      payload: 'inflight',
+      ttlSeconds: 30,
+    })
     await expect.poll(() => first.received).toEqual(['inflight'])
     first.client.end(true)
 
@@ -86,7 +107,12 @@ describe('offline devices and expiry (§4.3.1)', () => {
       auth: `Bearer ${s.defaultApp.secret}`,
       body: { regIds: [reg.regId] },
     })
-    await s.push({ target: { topic: 'flash' }, kind: 'passThrough', payload: 'sale', ttlSeconds: 10 })
+    await s.push({
+      target: { topic: 'flash' },
+      kind: 'passThrough',
+      payload: 'sale',
+      ttlSeconds: 10,
+    })
     clock.advance(11_000)
     const swept = await s.runJob('sweep-expired')
     expect(swept).toBeGreaterThanOrEqual(1)

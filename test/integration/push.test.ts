@@ -20,7 +20,8 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
   }
 
   async function status(id: string) {
-    return (await s.http('GET', `/v1/messages/${id}`, { auth: `Bearer ${s.defaultApp.secret}` })).body
+    return (await s.http('GET', `/v1/messages/${id}`, { auth: `Bearer ${s.defaultApp.secret}` }))
+      .body
   }
 
   it('delivers a notification to regIds with every field of the envelope', async () => {
@@ -59,7 +60,11 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
 
   it('delivers a pass-through message (payload only)', async () => {
     const a = await online()
-    const res = await s.push({ target: { regIds: [a.reg.regId] }, kind: 'passThrough', payload: 'sync' })
+    const res = await s.push({
+      target: { regIds: [a.reg.regId] },
+      kind: 'passThrough',
+      payload: 'sync',
+    })
     const [m] = await a.device.waitFor(1)
     expect(m!.json).toMatchObject({ id: res.body.messageId, kind: 'passThrough', payload: 'sync' })
     expect(m!.json.title).toBeUndefined()
@@ -77,7 +82,9 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
     expect(res.body.funnel).toMatchObject({ planned: 4, invalid: 1, valid: 3, delivered: 0 })
     await a.device.waitFor(1)
     await b.device.waitFor(1)
-    await vi.waitFor(async () => expect((await status(res.body.messageId)).funnel.delivered).toBe(2))
+    await vi.waitFor(async () =>
+      expect((await status(res.body.messageId)).funnel.delivered).toBe(2),
+    )
     const st = await status(res.body.messageId)
     expect(st).toMatchObject({
       messageId: res.body.messageId,
@@ -90,7 +97,9 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
     // the offline device acknowledges when it comes back
     const late = await connectDevice(s.mqttUrl, offline)
     await late.waitFor(1)
-    await vi.waitFor(async () => expect((await status(res.body.messageId)).funnel.delivered).toBe(3))
+    await vi.waitFor(async () =>
+      expect((await status(res.body.messageId)).funnel.delivered).toBe(3),
+    )
     for (const d of [a.device, b.device, late]) await d.end()
   })
 
@@ -98,7 +107,9 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
     const a = await online()
     const res = await s.push({ target: { regIds: [a.reg.regId] }, ...note })
     await a.device.waitFor(1)
-    await vi.waitFor(async () => expect((await status(res.body.messageId)).funnel.delivered).toBe(1))
+    await vi.waitFor(async () =>
+      expect((await status(res.body.messageId)).funnel.delivered).toBe(1),
+    )
     const click = JSON.stringify({ id: res.body.messageId })
     await a.device.client.publishAsync(a.reg.mqtt.topics.click, click, { qos: 1 })
     await a.device.client.publishAsync(a.reg.mqtt.topics.click, click, { qos: 1 })
@@ -115,11 +126,21 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
   })
 
   it('pushes to every device of the app with target all, online and offline', async () => {
-    const app = await s.http('POST', '/admin/v1/apps', { auth: `Bearer ${s.adminToken}`, body: { name: 'all-test' } })
+    const app = await s.http('POST', '/admin/v1/apps', {
+      auth: `Bearer ${s.adminToken}`,
+      body: { name: 'all-test' },
+    })
     const creds = { appId: app.body.appId, appKey: app.body.appKey }
-    const regs = [await s.register({}, {}, creds), await s.register({}, {}, creds), await s.register({}, {}, creds)]
+    const regs = [
+      await s.register({}, {}, creds),
+      await s.register({}, {}, creds),
+      await s.register({}, {}, creds),
+    ]
     const on = [await connectDevice(s.mqttUrl, regs[0]!), await connectDevice(s.mqttUrl, regs[1]!)]
-    const res = await s.push({ target: { all: true }, kind: 'passThrough', payload: 'everyone' }, app.body.appSecret)
+    const res = await s.push(
+      { target: { all: true }, kind: 'passThrough', payload: 'everyone' },
+      app.body.appSecret,
+    )
     expect(res.body.funnel).toMatchObject({ planned: 3, valid: 3 })
     for (const d of on) {
       const [m] = await d.waitFor(1)
@@ -133,7 +154,10 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
 
   it('accepts 1000 regIds and a 4 KB payload; refuses 1001 targets and 4 KB + 1', async () => {
     const a = await online()
-    const ids = [a.reg.regId, ...Array.from({ length: 999 }, (_, i) => `X${String(i).padStart(21, '0')}`)]
+    const ids = [
+      a.reg.regId,
+      ...Array.from({ length: 999 }, (_, i) => `X${String(i).padStart(21, '0')}`),
+    ]
     const big = 'é'.repeat(MAX_PAYLOAD_BYTES / 2) // 2 bytes each in UTF-8
     const ok = await s.push({ target: { regIds: ids }, kind: 'passThrough', payload: big })
     expect(ok.status).toBe(200)
@@ -144,10 +168,17 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
     expect(tooMany.status).toBe(400)
     expect(tooMany.body.code).toBe(ErrorCode.TOO_MANY_TARGETS)
     for (const key of ['aliases', 'userAccounts']) {
-      const r = await s.push({ target: { [key]: Array.from({ length: 1001 }, (_, i) => `n${i}`) }, ...note })
+      const r = await s.push({
+        target: { [key]: Array.from({ length: 1001 }, (_, i) => `n${i}`) },
+        ...note,
+      })
       expect(r.body.code).toBe(ErrorCode.TOO_MANY_TARGETS)
     }
-    const tooBig = await s.push({ target: { regIds: [a.reg.regId] }, kind: 'passThrough', payload: `${big}x` })
+    const tooBig = await s.push({
+      target: { regIds: [a.reg.regId] },
+      kind: 'passThrough',
+      payload: `${big}x`,
+    })
     expect(tooBig.status).toBe(413)
     expect(tooBig.body.code).toBe(ErrorCode.PAYLOAD_TOO_LARGE)
     await a.device.expectNoMore(1)
@@ -158,7 +189,11 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
     const to = { regIds: ['A'.repeat(22)] }
     const cases: Array<[unknown, number, number]> = [
       [{ target: to, title: 'x'.repeat(51), description: 'd' }, 400, ErrorCode.TITLE_TOO_LONG],
-      [{ target: to, title: '字'.repeat(50), description: 'd'.repeat(129) }, 400, ErrorCode.DESCRIPTION_TOO_LONG],
+      [
+        { target: to, title: '字'.repeat(50), description: 'd'.repeat(129) },
+        400,
+        ErrorCode.DESCRIPTION_TOO_LONG,
+      ],
       [{ target: to, ...note, ttlSeconds: 14 * 24 * 3600 + 1 }, 400, ErrorCode.TTL_OUT_OF_RANGE],
       [{ target: to, ...note, ttlSeconds: 0 }, 400, ErrorCode.TTL_OUT_OF_RANGE],
       [{ target: {}, ...note }, 400, ErrorCode.INVALID_TARGET],
@@ -170,20 +205,39 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
       [{ target: to, kind: 'passThrough' }, 400, ErrorCode.MISSING_CONTENT],
       [{ target: to, ...note, extra: { k: 1 } }, 400, ErrorCode.INVALID_REQUEST],
       [{ target: to, ...note, surprise: true }, 400, ErrorCode.INVALID_REQUEST],
-      [{ target: to, ...note, extra: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, 400, ErrorCode.INVALID_EXTRA],
+      [
+        {
+          target: to,
+          ...note,
+          extra: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])),
+        },
+        400,
+        ErrorCode.INVALID_EXTRA,
+      ],
     ]
     for (const [body, http, code] of cases) {
       const res = await s.push(body)
-      expect({ body, status: res.status, code: res.body.code }).toEqual({ body, status: http, code })
+      expect({ body, status: res.status, code: res.body.code }).toEqual({
+        body,
+        status: http,
+        code,
+      })
       expect(res.body.error).toEqual(expect.any(String))
     }
     // exactly at the limits is fine: 50 / 128 characters (CJK counts as one), 14 days
-    const edge = await s.push({ target: to, title: '字'.repeat(50), description: 'd'.repeat(128), ttlSeconds: 14 * 24 * 3600 })
+    const edge = await s.push({
+      target: to,
+      title: '字'.repeat(50),
+      description: 'd'.repeat(128),
+      ttlSeconds: 14 * 24 * 3600,
+    })
     expect(edge.status).toBe(200)
   })
 
   it('reports unknown and foreign messages as not found', async () => {
-    const res = await s.http('GET', '/v1/messages/m000000000000000000x', { auth: `Bearer ${s.defaultApp.secret}` })
+    const res = await s.http('GET', '/v1/messages/m000000000000000000x', {
+      auth: `Bearer ${s.defaultApp.secret}`,
+    })
     expect(res.status).toBe(404)
     expect(res.body.code).toBe(ErrorCode.MESSAGE_NOT_FOUND)
   })
@@ -192,13 +246,22 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
 describe('push rate limit', () => {
   it('answers 429 with Retry-After past the per-app rate, and nothing is lost that was accepted', async () => {
     // a fixed clock: the bucket does not refill while the test runs
-    const s = await startTestServer({ env: { MQPUSH_RATE_PUSH_PER_SEC: '2' }, clock: new ManualClock() })
+    const s = await startTestServer({
+      env: { MQPUSH_RATE_PUSH_PER_SEC: '2' },
+      clock: new ManualClock(),
+    })
     try {
       const reg = await s.register()
       const device: TestDevice = await connectDevice(s.mqttUrl, reg)
       const results = []
       for (let i = 0; i < 6; i++) {
-        results.push(await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: String(i) }))
+        results.push(
+          await s.push({
+            target: { regIds: [reg.regId] },
+            kind: 'passThrough',
+            payload: String(i),
+          }),
+        )
       }
       const accepted = results.filter((r) => r.status === 200)
       const limited = results.filter((r) => r.status === 429)

@@ -11,12 +11,23 @@ describe('registration (§4.2.2)', () => {
   afterAll(() => s.stop())
 
   it('gives a new device a regId and token, and records its attributes', async () => {
-    const reg = await s.register({ model: 'Pixel 9', os: 'android', appVersion: '2.1.0', locale: 'en-US' })
+    const reg = await s.register({
+      model: 'Pixel 9',
+      os: 'android',
+      appVersion: '2.1.0',
+      locale: 'en-US',
+    })
     expect(reg.regId).toMatch(/^[0-9A-Za-z]{22}$/)
     expect(reg.token.length).toBeGreaterThanOrEqual(40)
     expect(reg.renewed).toBe(false)
-    expect(reg.mqtt).toMatchObject({ clientId: reg.regId, username: s.defaultApp.id, password: reg.token })
-    const info = await s.http('GET', `/v1/devices/${reg.regId}`, { auth: `Bearer ${s.defaultApp.secret}` })
+    expect(reg.mqtt).toMatchObject({
+      clientId: reg.regId,
+      username: s.defaultApp.id,
+      password: reg.token,
+    })
+    const info = await s.http('GET', `/v1/devices/${reg.regId}`, {
+      auth: `Bearer ${s.defaultApp.secret}`,
+    })
     expect(info.body).toMatchObject({
       regId: reg.regId,
       valid: true,
@@ -26,7 +37,10 @@ describe('registration (§4.2.2)', () => {
 
   it('keeps the regId when the device re-registers with its cached regId and token', async () => {
     const first = await s.register({ appVersion: '1.0' })
-    const again = await s.register({ appVersion: '1.1' }, { regId: first.regId, token: first.token })
+    const again = await s.register(
+      { appVersion: '1.1' },
+      { regId: first.regId, token: first.token },
+    )
     expect(again.regId).toBe(first.regId)
     expect(again.renewed).toBe(true)
     const info = await s.http('GET', '/v1/device', { auth: deviceAuth(again) })
@@ -46,13 +60,30 @@ describe('registration (§4.2.2)', () => {
     const before = await s.register({}, { installationId: 'android-id-1' })
     const after = await s.register({}, { installationId: 'android-id-1' })
     expect(after.regId).not.toBe(before.regId)
-    const old = await s.http('GET', `/v1/devices/${before.regId}`, { auth: `Bearer ${s.defaultApp.secret}` })
+    const old = await s.http('GET', `/v1/devices/${before.regId}`, {
+      auth: `Bearer ${s.defaultApp.secret}`,
+    })
     expect(old.body.valid).toBe(false)
-    expect(await connackCode(s.mqttUrl, { clientId: before.regId, username: before.appId, password: before.token, clean: false })).toBe(4)
-    const push = await s.push({ target: { regIds: [before.regId, after.regId] }, kind: 'passThrough', payload: 'x' })
+    expect(
+      await connackCode(s.mqttUrl, {
+        clientId: before.regId,
+        username: before.appId,
+        password: before.token,
+        clean: false,
+      }),
+    ).toBe(4)
+    const push = await s.push({
+      target: { regIds: [before.regId, after.regId] },
+      kind: 'passThrough',
+      payload: 'x',
+    })
     expect(push.body.funnel).toMatchObject({ planned: 2, invalid: 1, valid: 1 })
-    const feedback = await s.http('GET', '/v1/feedback/invalid-reg-ids', { auth: `Bearer ${s.defaultApp.secret}` })
-    expect(feedback.body.regIds).toContainEqual(expect.objectContaining({ regId: before.regId, reason: 'reinstalled' }))
+    const feedback = await s.http('GET', '/v1/feedback/invalid-reg-ids', {
+      auth: `Bearer ${s.defaultApp.secret}`,
+    })
+    expect(feedback.body.regIds).toContainEqual(
+      expect.objectContaining({ regId: before.regId, reason: 'reinstalled' }),
+    )
   })
 
   it('unregister invalidates the regId: no more connections, pushes count it invalid', async () => {
@@ -62,8 +93,19 @@ describe('registration (§4.2.2)', () => {
     const res = await s.http('DELETE', '/v1/device', { auth: deviceAuth(reg) })
     expect(res.status).toBe(204)
     await closed // the live connection is closed by the service
-    expect(await connackCode(s.mqttUrl, { clientId: reg.regId, username: reg.appId, password: reg.token, clean: false })).toBe(4)
-    const push = await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'x' })
+    expect(
+      await connackCode(s.mqttUrl, {
+        clientId: reg.regId,
+        username: reg.appId,
+        password: reg.token,
+        clean: false,
+      }),
+    ).toBe(4)
+    const push = await s.push({
+      target: { regIds: [reg.regId] },
+      kind: 'passThrough',
+      payload: 'x',
+    })
     expect(push.body.funnel).toMatchObject({ planned: 1, invalid: 1, valid: 0 })
     expect((await s.http('GET', '/v1/device', { auth: deviceAuth(reg) })).status).toBe(401)
     device.client.end(true)
@@ -85,7 +127,10 @@ describe('registration (§4.2.2)', () => {
     expect(bad.status).toBe(400)
     expect(bad.body.code).toBe(ErrorCode.INVALID_REQUEST)
     expect(bad.body.details[0].path).toBe('attributes.model')
-    const notJson = await s.http('POST', '/v1/devices/register', { body: 'x', headers: { 'content-type': 'text/plain' } })
+    const notJson = await s.http('POST', '/v1/devices/register', {
+      body: 'x',
+      headers: { 'content-type': 'text/plain' },
+    })
     expect(notJson.status).toBe(415)
     expect(notJson.body.code).toBe(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
   })

@@ -40,10 +40,16 @@ describe('restart after kill -9', () => {
       return { status: res.status, body: text ? JSON.parse(text) : undefined }
     }
     const server = `Bearer ${app.secret}`
-    const basic = (r: RegisterResponse) => `Basic ${Buffer.from(`${r.regId}:${r.token}`).toString('base64')}`
+    const basic = (r: RegisterResponse) =>
+      `Basic ${Buffer.from(`${r.regId}:${r.token}`).toString('base64')}`
     const register = async () =>
-      (await call('POST', '/v1/devices/register', '', { appId: app.id, appKey: app.key, attributes: {} }))
-        .body as RegisterResponse
+      (
+        await call('POST', '/v1/devices/register', '', {
+          appId: app.id,
+          appKey: app.key,
+          attributes: {},
+        })
+      ).body as RegisterResponse
 
     const d1 = await register()
     const d2 = await register()
@@ -57,7 +63,11 @@ describe('restart after kill -9', () => {
     await online.end()
 
     const push = async (target: unknown, payload: string) => {
-      const res = await call('POST', '/v1/messages', server, { target, kind: 'passThrough', payload })
+      const res = await call('POST', '/v1/messages', server, {
+        target,
+        kind: 'passThrough',
+        payload,
+      })
       expect(res.status).toBe(200)
       return res.body.messageId as string
     }
@@ -79,8 +89,13 @@ describe('restart after kill -9', () => {
 
     // devices, aliases, userAccounts and topic membership survived
     expect((await call('GET', '/v1/aliases/alice', server)).body.regId).toBe(d1.regId)
-    expect((await call('GET', '/v1/user-accounts/alice-acc', server)).body.regIds).toEqual([d1.regId])
-    expect((await call('GET', `/v1/devices/${d2.regId}`, server)).body.topics).toEqual(['news', 'sports'])
+    expect((await call('GET', '/v1/user-accounts/alice-acc', server)).body.regIds).toEqual([
+      d1.regId,
+    ])
+    expect((await call('GET', `/v1/devices/${d2.regId}`, server)).body.topics).toEqual([
+      'news',
+      'sports',
+    ])
 
     // sessions survived (sessionPresent) and every queued message arrives, in order
     const r1 = await connectDevice(mqttUrl(), d1)
@@ -95,7 +110,9 @@ describe('restart after kill -9', () => {
 
     // and the receipts are counted after the restart
     await expect
-      .poll(async () => (await call('GET', `/v1/messages/${all}`, server)).body.funnel.delivered, { timeout: 5000 })
+      .poll(async () => (await call('GET', `/v1/messages/${all}`, server)).body.funnel.delivered, {
+        timeout: 5000,
+      })
       .toBe(2)
     await r1.end()
     await r2.end()

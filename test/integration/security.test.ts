@@ -9,15 +9,25 @@ describe('security: authentication, ACL, app isolation', () => {
   let other: { appId: string; appKey: string; appSecret: string }
   beforeAll(async () => {
     s = await startTestServer()
-    other = (await s.http('POST', '/admin/v1/apps', { auth: `Bearer ${s.adminToken}`, body: { name: 'other' } })).body
+    other = (
+      await s.http('POST', '/admin/v1/apps', {
+        auth: `Bearer ${s.adminToken}`,
+        body: { name: 'other' },
+      })
+    ).body
   })
   afterAll(() => s.stop())
 
   it('refuses pushes without or with a wrong app secret (HTTP 401)', async () => {
-    const none = await s.http('POST', '/v1/messages', { body: { target: { all: true }, title: 't', description: 'd' } })
+    const none = await s.http('POST', '/v1/messages', {
+      body: { target: { all: true }, title: 't', description: 'd' },
+    })
     expect(none.status).toBe(401)
     expect(none.body.code).toBe(ErrorCode.MISSING_CREDENTIALS)
-    const wrong = await s.push({ target: { all: true }, title: 't', description: 'd' }, 'not-the-secret')
+    const wrong = await s.push(
+      { target: { all: true }, title: 't', description: 'd' },
+      'not-the-secret',
+    )
     expect(wrong.status).toBe(401)
     expect(wrong.body.code).toBe(ErrorCode.INVALID_APP_SECRET)
     // MiPush's header form is accepted
@@ -33,8 +43,12 @@ describe('security: authentication, ACL, app isolation', () => {
     const base = { clientId: reg.regId, username: reg.appId, clean: false }
     expect(await connackCode(s.mqttUrl, { ...base, password: 'wrong' })).toBe(4)
     expect(await connackCode(s.mqttUrl, { ...base })).toBe(4)
-    expect(await connackCode(s.mqttUrl, { ...base, password: reg.token, username: other.appId })).toBe(4)
-    expect(await connackCode(s.mqttUrl, { ...base, password: reg.token, clientId: 'someone-else' })).toBe(4)
+    expect(
+      await connackCode(s.mqttUrl, { ...base, password: reg.token, username: other.appId }),
+    ).toBe(4)
+    expect(
+      await connackCode(s.mqttUrl, { ...base, password: reg.token, clientId: 'someone-else' }),
+    ).toBe(4)
     expect(await connackCode(s.mqttUrl, { ...base, password: reg.token, clean: true })).toBe(5)
     expect(await connackCode(s.mqttUrl, { ...base, password: reg.token })).toBe(0)
   })
@@ -62,14 +76,26 @@ describe('security: authentication, ACL, app isolation', () => {
         if (p.cmd === 'suback') resolve(p.granted as number[])
       }),
     )
-    d.client.subscribe(Object.fromEntries(topics.map((topic) => [topic, { qos: 1 as const }])), () => {})
+    d.client.subscribe(
+      Object.fromEntries(topics.map((topic) => [topic, { qos: 1 as const }])),
+      () => {},
+    )
     expect(await suback).toEqual([1, 1, 1, 128, 128, 128, 128, 128, 128, 128])
     // the refused subscriptions took no effect, online or offline
-    await s.push({ target: { regIds: [neighbour.regId] }, kind: 'passThrough', payload: 'private' }, s.defaultApp.secret)
-    await s.push({ target: { all: true }, kind: 'passThrough', payload: 'other app' }, other.appSecret)
+    await s.push(
+      { target: { regIds: [neighbour.regId] }, kind: 'passThrough', payload: 'private' },
+      s.defaultApp.secret,
+    )
+    await s.push(
+      { target: { all: true }, kind: 'passThrough', payload: 'other app' },
+      other.appSecret,
+    )
     await d.expectNoMore(0)
     await d.end()
-    await s.push({ target: { all: true }, kind: 'passThrough', payload: 'other app again' }, other.appSecret)
+    await s.push(
+      { target: { all: true }, kind: 'passThrough', payload: 'other app again' },
+      other.appSecret,
+    )
     const back = await connectDevice(s.mqttUrl, me)
     await back.expectNoMore(0)
     await back.end()
@@ -81,7 +107,12 @@ describe('security: authentication, ACL, app isolation', () => {
   it('a device may publish only its own upstream reports; anything else closes the connection', async () => {
     const me = await s.register()
     const neighbour = await s.register()
-    for (const topic of [me.mqtt.topics.inbox, me.mqtt.topics.all, neighbour.mqtt.topics.click, 'anything']) {
+    for (const topic of [
+      me.mqtt.topics.inbox,
+      me.mqtt.topics.all,
+      neighbour.mqtt.topics.click,
+      'anything',
+    ]) {
       const d = await connectDevice(s.mqttUrl, me)
       const closed = new Promise<void>((r) => d.client.once('close', () => r()))
       d.client.publish(topic, '{"id":"x"}', { qos: 1 })
@@ -95,17 +126,29 @@ describe('security: authentication, ACL, app isolation', () => {
     await d.end()
   })
 
-  it('one app can never reach another app\'s devices', async () => {
+  it("one app can never reach another app's devices", async () => {
     const mine = await s.register()
     const theirs = await s.register({}, {}, other)
     await s.http('PUT', '/v1/device/aliases/shared-name', { auth: deviceAuth(theirs) })
     await s.http('PUT', '/v1/device/topics/shared-topic', { auth: deviceAuth(theirs) })
     const d = await connectDevice(s.mqttUrl, theirs)
-    const byRegId = await s.push({ target: { regIds: [theirs.regId] }, kind: 'passThrough', payload: 'x' })
+    const byRegId = await s.push({
+      target: { regIds: [theirs.regId] },
+      kind: 'passThrough',
+      payload: 'x',
+    })
     expect(byRegId.body.funnel).toMatchObject({ planned: 1, invalid: 1, valid: 0 })
-    const byAlias = await s.push({ target: { aliases: ['shared-name'] }, kind: 'passThrough', payload: 'x' })
+    const byAlias = await s.push({
+      target: { aliases: ['shared-name'] },
+      kind: 'passThrough',
+      payload: 'x',
+    })
     expect(byAlias.body.funnel).toMatchObject({ planned: 1, invalid: 1, valid: 0 })
-    const byTopic = await s.push({ target: { topic: 'shared-topic' }, kind: 'passThrough', payload: 'x' })
+    const byTopic = await s.push({
+      target: { topic: 'shared-topic' },
+      kind: 'passThrough',
+      payload: 'x',
+    })
     expect(byTopic.body.funnel).toMatchObject({ planned: 0, valid: 0 })
     await s.push({ target: { all: true }, kind: 'passThrough', payload: 'x' })
     await d.expectNoMore(0)
@@ -122,15 +165,23 @@ describe('security: authentication, ACL, app isolation', () => {
     })
     expect(sub.body).toEqual({ topic: 't', subscribed: 0, invalid: [theirs.regId] })
     // nor can a device read another app's message
-    const msg = await s.push({ target: { regIds: [mine.regId] }, kind: 'passThrough', payload: 'x' })
-    const foreign = await s.http('GET', `/v1/messages/${msg.body.messageId}`, { auth: `Bearer ${other.appSecret}` })
+    const msg = await s.push({
+      target: { regIds: [mine.regId] },
+      kind: 'passThrough',
+      payload: 'x',
+    })
+    const foreign = await s.http('GET', `/v1/messages/${msg.body.messageId}`, {
+      auth: `Bearer ${other.appSecret}`,
+    })
     expect(foreign.status).toBe(404)
   })
 
-  it('device endpoints need the device\'s own token', async () => {
+  it("device endpoints need the device's own token", async () => {
     const reg = await s.register()
     expect((await s.http('GET', '/v1/device')).body.code).toBe(ErrorCode.MISSING_CREDENTIALS)
-    const wrong = await s.http('GET', '/v1/device', { auth: deviceAuth({ regId: reg.regId, token: 'x' }) })
+    const wrong = await s.http('GET', '/v1/device', {
+      auth: deviceAuth({ regId: reg.regId, token: 'x' }),
+    })
     expect(wrong.status).toBe(401)
     expect(wrong.body.code).toBe(ErrorCode.INVALID_DEVICE_TOKEN)
   })
@@ -152,7 +203,10 @@ describe('security: authentication, ACL, app isolation', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     })
     expect(text.status).toBe(415)
-    const broken = await s.http('POST', '/v1/messages', { auth: `Bearer ${s.defaultApp.secret}`, body: '{"target":' })
+    const broken = await s.http('POST', '/v1/messages', {
+      auth: `Bearer ${s.defaultApp.secret}`,
+      body: '{"target":',
+    })
     expect(broken.status).toBe(400)
     expect(broken.body.code).toBe(ErrorCode.INVALID_REQUEST)
   })
@@ -164,7 +218,10 @@ describe('security: failed authentication limit', () => {
     try {
       const reg = await s.register()
       for (let i = 0; i < 3; i++) {
-        expect((await s.push({ target: { all: true }, title: 't', description: 'd' }, `wrong${i}`)).status).toBe(401)
+        expect(
+          (await s.push({ target: { all: true }, title: 't', description: 'd' }, `wrong${i}`))
+            .status,
+        ).toBe(401)
       }
       const blocked = await s.push({ target: { all: true }, title: 't', description: 'd' })
       expect(blocked.status).toBe(429)
@@ -172,7 +229,12 @@ describe('security: failed authentication limit', () => {
       expect(blocked.headers.get('retry-after')).toBe('60')
       // the same address over MQTT, even with the right token
       expect(
-        await connackCode(s.mqttUrl, { clientId: reg.regId, username: reg.appId, password: reg.token, clean: false }),
+        await connackCode(s.mqttUrl, {
+          clientId: reg.regId,
+          username: reg.appId,
+          password: reg.token,
+          clean: false,
+        }),
       ).toBe(5)
     } finally {
       await s.stop()

@@ -32,11 +32,27 @@ describe('MQTT over TLS', () => {
   let s: TestServer
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mqpush-tls-'))
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-      '-addext', 'subjectAltName=IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' })
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    )
     s = await startTestServer({
       env: {
         MQPUSH_MQTT_TLS_PORT: '0',
@@ -56,7 +72,11 @@ describe('MQTT over TLS', () => {
     const d = await connectDevice(`mqtts://127.0.0.1:${s.mqttTlsPort}`, reg, {
       ca: readFileSync(join(dir, 'cert.pem')),
     })
-    const res = await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'tls' })
+    const res = await s.push({
+      target: { regIds: [reg.regId] },
+      kind: 'passThrough',
+      payload: 'tls',
+    })
     expect((await d.waitFor(1))[0]!.json.id).toBe(res.body.messageId)
     await d.end()
   })

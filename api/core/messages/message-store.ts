@@ -10,7 +10,10 @@ export interface MessageStore {
    * The broker has the message; the funnel counts are final up to `valid`. Durable once the
    * promise resolves, so a restart does not dispatch it again.
    */
-  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): Promise<void>
+  markDispatched(
+    id: MessageId,
+    funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>,
+  ): Promise<void>
   /** Messages still `accepted` (not handed to the broker), oldest first. */
   listAccepted(limit: number): Promise<MessageRecord[]>
   /** Write-behind, idempotent per (message, device): counts each device once. */

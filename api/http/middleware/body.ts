@@ -35,6 +35,10 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown): z.outp
   )
 }
 
-function throwWith(code: ErrorCode, message: string | undefined, details: ApiError['details']): never {
+function throwWith(
+  code: ErrorCode,
+  message: string | undefined,
+  details: ApiError['details'],
+): never {
   throw new ApiError(code, message, { details: details ?? [] })
 }

@@ -82,7 +82,10 @@ describe('EmbeddedBrokerPersistence durability', () => {
 
   it('restores offline queues with their packet ids, stores a shared packet once', async () => {
     const a = await open()
-    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }, { clientId: 'c2' }, { clientId: 'c3' }], packet(1))
+    await a.p.outgoingEnqueueCombi(
+      [{ clientId: 'c1' }, { clientId: 'c2' }, { clientId: 'c3' }],
+      packet(1),
+    )
     await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(2, 'second'))
     expect(count(a.db, 'broker_packets')).toBe(2)
     expect(count(a.db, 'broker_outgoing')).toBe(4)
@@ -115,13 +118,23 @@ describe('EmbeddedBrokerPersistence durability', () => {
   it('keeps string payloads, retained messages, wills and QoS 2 incoming packets', async () => {
     const a = await open()
     await a.p.outgoingEnqueue({ clientId: 'c1' }, { ...packet(5), payload: 'as string' })
-    await a.p.storeRetained({ ...packet(6), retain: true, topic: 'r/1', payload: Buffer.from('kept') })
-    await a.p.putWill({ id: 'c1' }, { topic: 'w', payload: Buffer.from('bye'), qos: 0, retain: false })
+    await a.p.storeRetained({
+      ...packet(6),
+      retain: true,
+      topic: 'r/1',
+      payload: Buffer.from('kept'),
+    })
+    await a.p.putWill(
+      { id: 'c1' },
+      { topic: 'w', payload: Buffer.from('bye'), qos: 0, retain: false },
+    )
     await a.p.incomingStorePacket({ id: 'c1' }, { ...packet(7), qos: 2, messageId: 3 })
     a.crash()
     const b = await open(a.dataDir)
     expect((await list(b.p.outgoingStream({ id: 'c1' })))[0].payload).toBe('as string')
-    expect((await list(b.p.createRetainedStream('r/#'))).map((p) => p.payload.toString())).toEqual(['kept'])
+    expect((await list(b.p.createRetainedStream('r/#'))).map((p) => p.payload.toString())).toEqual([
+      'kept',
+    ])
     expect((await b.p.getWill({ id: 'c1' }))?.payload.toString()).toBe('bye')
     expect((await b.p.incomingGetPacket({ id: 'c1' }, { messageId: 3 })).messageId).toBe(3)
     b.crash()
@@ -140,7 +153,10 @@ describe('EmbeddedBrokerPersistence durability', () => {
           payload: 'p',
         }),
       )
-    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }, { clientId: 'c2' }], packet(1, env(1_800_000_000_001)))
+    await a.p.outgoingEnqueueCombi(
+      [{ clientId: 'c1' }, { clientId: 'c2' }],
+      packet(1, env(1_800_000_000_001)),
+    )
     await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(2, env(1_900_000_000_002)))
     await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(3, 'not an envelope'))
     await a.p.outgoingUpdate({ id: 'c2' }, { ...packet(1), messageId: 4 }) // in flight at c2

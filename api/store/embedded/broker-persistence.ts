@@ -265,7 +265,9 @@ export class EmbeddedBrokerPersistence {
           message_id: number | null
           cmd: string | null
         }
-      >('SELECT client_id, seq, packet_id, message_id, cmd FROM broker_outgoing ORDER BY client_id, seq')
+      >(
+        'SELECT client_id, seq, packet_id, message_id, cmd FROM broker_outgoing ORDER BY client_id, seq',
+      )
       .iterate()) {
       const cmd = r.cmd === 'pubrel' ? 'pubrel' : 'publish'
       const stored = cmd === 'publish' ? this.#packets.get(r.packet_id) : undefined
@@ -358,7 +360,8 @@ export class EmbeddedBrokerPersistence {
       rows.push([sub.topic, qos, JSON.stringify(options)])
     }
     return this.#w.commit(() => {
-      for (const [topic, qos, options] of rows) this.#s.upsertSub.run(client.id, topic, qos, options)
+      for (const [topic, qos, options] of rows)
+        this.#s.upsertSub.run(client.id, topic, qos, options)
     })
   }
 
@@ -479,7 +482,8 @@ export class EmbeddedBrokerPersistence {
     const [meta, payload] = splitPacket(stored.packet)
     return this.#w.commit(() => {
       this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
-      for (const [clientId, seq] of rows) this.#s.insertOut.run(clientId, seq, stored.id, null, null)
+      for (const [clientId, seq] of rows)
+        this.#s.insertOut.run(clientId, seq, stored.id, null, null)
     })
   }
 

@@ -110,7 +110,8 @@ export class EmbeddedDeviceStore implements DeviceStore {
   ): Promise<void> {
     return this.#w.commit(() => {
       if (patch.attributes) this.#s.setAttributes.run(JSON.stringify(patch.attributes), regId)
-      if (patch.installationId !== undefined) this.#s.setInstallation.run(patch.installationId, regId)
+      if (patch.installationId !== undefined)
+        this.#s.setInstallation.run(patch.installationId, regId)
     })
   }
 

@@ -117,7 +117,10 @@ export class EmbeddedMessageStore implements MessageStore {
     return this.#s.belongs.get(id, appId) !== undefined
   }
 
-  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): Promise<void> {
+  markDispatched(
+    id: MessageId,
+    funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>,
+  ): Promise<void> {
     return this.#w.commit(() => {
       if (funnel) {
         this.#s.dispatchedFunnel.run(

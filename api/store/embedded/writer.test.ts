@@ -8,7 +8,8 @@ function setup() {
   const errors: unknown[] = []
   const writer = new SqliteWriter(db, (e) => errors.push(e))
   const insert = db.prepare('INSERT INTO t (v) VALUES (?)')
-  const rows = () => (db.prepare('SELECT v FROM t ORDER BY v').all() as Array<{ v: number }>).map((r) => r.v)
+  const rows = () =>
+    (db.prepare('SELECT v FROM t ORDER BY v').all() as Array<{ v: number }>).map((r) => r.v)
   return { db, writer, insert, rows, errors }
 }
 

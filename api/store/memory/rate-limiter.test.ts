@@ -26,6 +26,8 @@ describe('MemoryRateLimiter', () => {
   })
 
   it('refuses a nonsensical configuration', () => {
-    expect(() => new MemoryRateLimiter({ ratePerSec: 0, burst: 1, clock: new ManualClock() })).toThrow()
+    expect(
+      () => new MemoryRateLimiter({ ratePerSec: 0, burst: 1, clock: new ManualClock() }),
+    ).toThrow()
   })
 })

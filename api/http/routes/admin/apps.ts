@@ -23,6 +23,8 @@ export function adminRoutes(deps: HttpDeps) {
     return c.json(appInfo(await deps.apps.createApp(name)), 201)
   })
   r.get('/apps', async (c) => c.json({ apps: (await deps.apps.listApps()).map(appInfo) }))
-  r.get('/apps/:appId', async (c) => c.json(appInfo(await deps.apps.getApp(c.req.param('appId') as AppId))))
+  r.get('/apps/:appId', async (c) =>
+    c.json(appInfo(await deps.apps.getApp(c.req.param('appId') as AppId))),
+  )
   return r
 }

@@ -11,7 +11,6 @@ import {
   TOPIC_ROOT,
   upstreamTopic,
 } from '../../../../sdk/protocol/topics.js'
-import type { AppId, RegId } from '../../../../sdk/protocol/ids.js'
 import type { HttpDeps, HttpEnv } from '../../deps.js'
 import { deviceAuth, spend } from '../../middleware/auth.js'
 import { readJson } from '../../middleware/body.js'
@@ -107,7 +106,7 @@ export function deviceRoutes(deps: HttpDeps) {
   own.post('/clicks', async (c) => {
     const { messageId } = await readJson(c, ClickSchema)
     const d = c.get('device')
-    const counted = await deps.receipts.clicked(d.appId as AppId, d.regId as RegId, messageId)
+    const counted = await deps.receipts.clicked(d.appId, d.regId, messageId)
     return c.json({ counted })
   })
   r.route('/device', own)

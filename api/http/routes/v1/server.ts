@@ -53,7 +53,11 @@ export function serverRoutes(deps: HttpDeps) {
       const topic = nameParam(c.req.param('topic'), 'topic')
       const body = await readJson(c, TopicMembersRequestSchema)
       const result = await deps.devices.changeTopicMembers(c.get('app').id, topic, body, action)
-      return c.json({ topic, [action === 'subscribe' ? 'subscribed' : 'unsubscribed']: result.changed, invalid: result.invalid })
+      return c.json({
+        topic,
+        [action === 'subscribe' ? 'subscribed' : 'unsubscribed']: result.changed,
+        invalid: result.invalid,
+      })
     })
   }
 
