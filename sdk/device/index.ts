@@ -9,6 +9,7 @@ export {
   DEFAULT_KEEPALIVE_SECONDS,
   DEFAULT_RECONNECT_PERIOD_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  MAX_REREGISTER_BACKOFF_MS,
   type ConnectedEvent,
   type DisconnectedEvent,
   type MqpushDeviceEvents,

@@ -358,7 +358,7 @@ describe('MqpushDevice', () => {
     const requests: string[] = []
     const device = newDevice({
       fetch: (input, init) => {
-        requests.push(`${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`)
+        requests.push(`${init?.method ?? 'GET'} ${new URL(input as string).pathname}`)
         return fetch(input, init)
       },
     })

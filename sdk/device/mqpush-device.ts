@@ -14,6 +14,8 @@ import { TypedEmitter } from './typed-emitter.js'
 export const DEFAULT_RECONNECT_PERIOD_MS = 2_000
 /** MQTT keepalive; well under the service's default maximum (1800 s) and NAT idle timeouts. */
 export const DEFAULT_KEEPALIVE_SECONDS = 60
+/** Longest wait before registering again when even fresh credentials keep being refused. */
+export const MAX_REREGISTER_BACKOFF_MS = 5 * 60_000
 /** A connection attempt without CONNACK within this time is abandoned and retried. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 /** Message ids remembered against redelivery: far more than can be in flight at once. */
@@ -353,8 +355,9 @@ export class MqpushDevice extends TypedEmitter<MqpushDeviceEvents> {
 
   /**
    * The broker refused the regId and token (CONNACK 4): the regId was invalidated. Forget it,
-   * register afresh and connect with the new one. A refusal of just-issued credentials is not
-   * retried at once, so a misbehaving service cannot make the SDK spin.
+   * register afresh and connect with the new one. When just-issued credentials are refused too,
+   * the next registration waits, doubling up to MAX_REREGISTER_BACKOFF_MS, so a misbehaving
+   * service cannot make the SDK spin out regIds.
    */
   async #reregister(refused: MqttClient): Promise<void> {
     refused.end(true)
@@ -367,7 +370,10 @@ export class MqpushDevice extends TypedEmitter<MqpushDeviceEvents> {
     } catch (err) {
       this.emit('error', asError(err))
     }
-    if (this.#refusals > 1) await sleep(this.#o.reconnectPeriodMs, run?.signal)
+    if (this.#refusals > 1) {
+      const backoff = this.#o.reconnectPeriodMs * 2 ** (this.#refusals - 2)
+      await sleep(Math.min(backoff, MAX_REREGISTER_BACKOFF_MS), run?.signal)
+    }
     while (run && !run.signal.aborted) {
       try {
         await this.#register(undefined, previousRegId)

@@ -237,7 +237,7 @@ describe('MqpushServer', () => {
   it('gives up after its timeout, through the fetch it was given', async () => {
     const hanging: typeof fetch = (_input, init) =>
       new Promise((_resolve, reject) =>
-        init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)),
+        init?.signal?.addEventListener('abort', () => reject(init.signal?.reason as Error)),
       )
     const sdk = new MqpushServer({
       baseUrl: s.baseUrl,
