@@ -173,10 +173,12 @@ export class MqpushDevice extends TypedEmitter<MqpushDeviceEvents> {
   }
 
   async #start(): Promise<RegisteredEvent> {
-    this.#run = new AbortController()
+    const run = new AbortController()
+    this.#run = run
     this.#recent ??= new RecentIds(this.#o.dedupeWindow, await this.#loadDelivered())
     const event = await this.#register(await this.#loadRegistration())
-    this.#connect()
+    // stop() while registering: stay registered, do not connect
+    if (!run.signal.aborted) this.#connect()
     return event
   }
 
