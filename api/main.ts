@@ -78,7 +78,6 @@ export async function start(config: Config, options: StartOptions = {}): Promise
 
   const apps = new AppService({ apps: store.apps, clock })
   const devices = new DeviceService({
-    apps,
     devices: store.devices,
     aliases: store.aliases,
     topics: store.topics,

@@ -81,13 +81,16 @@ export function createSessions(aedes: Aedes, persistence: BrokerPersistence, dep
       const session = sessionOf(client)
       if (!session) return
       const { appId, regId } = session as unknown as { appId: AppId; regId: RegId }
+      // only what the session brought back may be removed: a SUBSCRIBE the device sends while
+      // the store answers is newer than the answer
+      const restored = Object.keys(client.subscriptions)
       const expected = new Set([
         inboxTopic(appId, regId),
         broadcastTopic(appId),
         ...(await deps.topicsOf(regId)).map((t) => appTopic(appId, t)),
       ])
       const missing = [...expected].filter((t) => !client.subscriptions[t])
-      const extra = Object.keys(client.subscriptions).filter((t) => !expected.has(t))
+      const extra = restored.filter((t) => !expected.has(t) && client.subscriptions[t])
       if (missing.length > 0) {
         deps.log.info({ regId, missing }, 'session repaired: subscriptions added')
         await subscribeLive(

@@ -217,12 +217,18 @@ describe('security: failed authentication limit', () => {
     const s = await startTestServer({ env: { MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '3' } })
     try {
       const reg = await s.register()
-      for (let i = 0; i < 3; i++) {
-        expect(
-          (await s.push({ target: { all: true }, title: 't', description: 'd' }, `wrong${i}`))
-            .status,
-        ).toBe(401)
+      // two wrong app secrets and a wrong app key: failures of the same address
+      for (let i = 0; i < 2; i++) {
+        const res = await s.push(
+          { target: { all: true }, title: 't', description: 'd' },
+          `wrong${i}`,
+        )
+        expect(res.status).toBe(401)
       }
+      const wrongKey = await s.http('POST', '/v1/devices/register', {
+        body: { appId: s.defaultApp.id, appKey: 'wrong', attributes: {} },
+      })
+      expect(wrongKey.status).toBe(401)
       const blocked = await s.push({ target: { all: true }, title: 't', description: 'd' })
       expect(blocked.status).toBe(429)
       expect(blocked.body.code).toBe(ErrorCode.AUTH_RATE_LIMITED)

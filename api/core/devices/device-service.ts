@@ -3,7 +3,6 @@ import { isRegId } from '../../../sdk/protocol/ids.js'
 import { MAX_DEVICES_PER_USER_ACCOUNT } from '../../../sdk/protocol/limits.js'
 import type { DeviceInfo } from '../../../sdk/protocol/responses.js'
 import type { DeviceAttributes, TopicMembersRequest } from '../../../sdk/protocol/schemas.js'
-import type { AppService } from '../apps/app-service.js'
 import type { Clock } from '../clock.js'
 import { ApiError } from '../errors.js'
 import { newRegId, newSecret, safeEqual, sha256 } from '../ids.js'
@@ -13,7 +12,6 @@ import type { App, AppId, Device, InvalidReason, RegId } from '../model.js'
 import type { AliasStore, DeviceStore, TopicStore } from './device-store.js'
 
 export interface DeviceServiceDeps {
-  apps: AppService
   devices: DeviceStore
   aliases: AliasStore
   topics: TopicStore
@@ -29,9 +27,8 @@ export interface Registration {
   renewed: boolean
 }
 
+/** A registration of a device of an app whose key was checked (AppService.authenticateKey). */
 export interface RegisterInput {
-  appId: string
-  appKey: string
   regId?: string | undefined
   token?: string | undefined
   installationId?: string | undefined
@@ -52,9 +49,8 @@ export class DeviceService {
    * Registers a device. With its cached regId and token it keeps the regId; otherwise it gets a
    * new one, and a previous regId of the same installation becomes invalid (a reinstall).
    */
-  async register(input: RegisterInput): Promise<Registration> {
+  async register(app: App, input: RegisterInput): Promise<Registration> {
     const { devices, sessions, clock } = this.#d
-    const app = await this.#d.apps.authenticateKey(input.appId, input.appKey)
     if (input.regId !== undefined && input.token !== undefined && isRegId(input.regId)) {
       const existing = await devices.getDevice(input.regId)
       if (

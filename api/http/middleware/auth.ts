@@ -18,7 +18,7 @@ export function clientAddress(c: Context): string {
  * Runs an authentication and counts its failure against the client address; an address over
  * its limit gets 42902 before any credential is checked.
  */
-async function guarded<T>(c: Context, deps: HttpDeps, check: () => Promise<T>): Promise<T> {
+export async function guarded<T>(c: Context, deps: HttpDeps, check: () => Promise<T>): Promise<T> {
   const address = clientAddress(c)
   if (deps.limits.authFailures.isLimited(address)) {
     throw new ApiError(ErrorCode.AUTH_RATE_LIMITED, undefined, { retryAfter: 60 })

@@ -12,7 +12,7 @@ import {
   upstreamTopic,
 } from '../../../../sdk/protocol/topics.js'
 import type { HttpDeps, HttpEnv } from '../../deps.js'
-import { deviceAuth, spend } from '../../middleware/auth.js'
+import { deviceAuth, guarded, spend } from '../../middleware/auth.js'
 import { readJson } from '../../middleware/body.js'
 import { nameParam } from '../../params.js'
 import { z } from 'zod'
@@ -38,8 +38,9 @@ export function deviceRoutes(deps: HttpDeps) {
 
   r.post('/devices/register', async (c) => {
     const body = await readJson(c, RegisterRequestSchema)
-    spend(deps.limits.register, body.appId)
-    const reg = await deps.devices.register(body)
+    const app = await guarded(c, deps, () => deps.apps.authenticateKey(body.appId, body.appKey))
+    spend(deps.limits.register, app.id)
+    const reg = await deps.devices.register(app, body)
     const appId = reg.app.id
     const response: RegisterResponse = {
       regId: reg.regId,
