@@ -103,8 +103,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
 
   const broker = await createBroker(
     {
-      authenticateDevice: (appId, regId, token) =>
-        devices.findAuthenticated(regId, token, appId as AppId),
+      authenticateDevice: async (appId, regId, token) => {
+        const d = await devices.findByToken(regId, token)
+        if (!d || d.appId !== appId) return undefined
+        return { appId: d.appId, regId: d.regId, valid: d.invalidatedAt === undefined }
+      },
       topicsOf: (regId) => devices.topicsOf(regId as RegId),
       membership: {
         subscribed: (appId, regId, topics) =>

@@ -19,12 +19,15 @@ export interface BrokerLogger {
 }
 
 export interface BrokerDeps {
-  /** The valid device with this regId and token in this app, or undefined. */
+  /**
+   * The device with this regId and token in this app, or undefined when they do not match.
+   * `valid: false` is a device whose regId was invalidated (a stale device, not a guess).
+   */
   authenticateDevice(
     appId: string,
     regId: string,
     token: string,
-  ): Promise<{ appId: string; regId: string } | undefined>
+  ): Promise<{ appId: string; regId: string; valid: boolean } | undefined>
   /** App topics (names) the device is subscribed to, as the core records them. */
   topicsOf(regId: string): Promise<string[]>
   /** Topic membership changes, reported before they take effect in the broker. */

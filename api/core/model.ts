@@ -1,6 +1,11 @@
 import type { EnvelopeTarget, MessageKind } from '../../sdk/protocol/envelope.js'
 import type { AppId, MessageId, RegId } from '../../sdk/protocol/ids.js'
-import type { MessageFunnel, MessageState, TargetType } from '../../sdk/protocol/responses.js'
+import type {
+  InvalidReason,
+  MessageFunnel,
+  MessageState,
+  TargetType,
+} from '../../sdk/protocol/responses.js'
 import type { DeviceAttributes, Target } from '../../sdk/protocol/schemas.js'
 
 export type { AppId, MessageId, RegId }
@@ -15,8 +20,7 @@ export interface App {
   createdAt: number
 }
 
-/** §4.2.2: why a regId stopped being valid. */
-export type InvalidReason = 'unregistered' | 'reinstalled' | 'inactive'
+export type { InvalidReason } from '../../sdk/protocol/responses.js'
 
 export interface Device {
   regId: RegId

@@ -7,7 +7,8 @@ import { ConnackError } from './connack-error.js'
  * - a refused address (too many failures) gets CONNACK 5 without a store lookup;
  * - clean=true gets CONNACK 5: the device's session holds its inbox and topic subscriptions,
  *   which a clean session would wipe;
- * - wrong or missing credentials get CONNACK 4 and count as a failure of the address.
+ * - wrong or missing credentials get CONNACK 4 and count as a failure of the address;
+ * - the right token of an invalidated regId gets CONNACK 4 without counting.
  */
 export function createAuthenticate(deps: BrokerDeps) {
   return async function authenticate(
@@ -29,6 +30,9 @@ export function createAuthenticate(deps: BrokerDeps) {
       deps.authFailures.record(address)
       throw new ConnackError(4, 'bad app id, regId or token')
     }
+    // a device whose regId became invalid: refused, but not counted as a guess, so that many
+    // stale devices behind one address do not lock out the valid ones
+    if (!device.valid) throw new ConnackError(4, 'this regId is no longer valid: register again')
     if (client.clean) {
       throw new ConnackError(5, 'devices must connect with clean session off (clean=false)')
     }

@@ -73,3 +73,53 @@ export interface AppInfo {
   appSecret: string
   createdAt: string
 }
+
+/** §4.2.2: why a regId stopped being valid. */
+export type InvalidReason = 'unregistered' | 'reinstalled' | 'inactive'
+
+/** One entry of GET /v1/feedback/invalid-reg-ids. */
+export interface InvalidRegId {
+  regId: string
+  /** ISO 8601. */
+  invalidatedAt: string
+  reason: InvalidReason
+}
+
+/** Answer of GET /v1/feedback/invalid-reg-ids, oldest first. */
+export interface InvalidRegIdsResponse {
+  regIds: InvalidRegId[]
+}
+
+/** Answer of GET /v1/aliases/{alias}. */
+export interface AliasLookup {
+  alias: string
+  regId: string
+}
+
+/** Answer of GET /v1/user-accounts/{account}. */
+export interface UserAccountLookup {
+  userAccount: string
+  regIds: string[]
+}
+
+/** Answer of GET /v1/topics/{topic}. */
+export interface TopicInfo {
+  topic: string
+  subscribers: number
+}
+
+/** Answer of POST /v1/topics/{topic}/subscribe. */
+export interface TopicSubscribeResult {
+  topic: string
+  /** Valid devices now subscribed. */
+  subscribed: number
+  /** The regIds or aliases that lead to no valid device of the app. */
+  invalid: string[]
+}
+
+/** Answer of POST /v1/topics/{topic}/unsubscribe. */
+export interface TopicUnsubscribeResult {
+  topic: string
+  unsubscribed: number
+  invalid: string[]
+}

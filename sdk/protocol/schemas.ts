@@ -194,7 +194,7 @@ export const TopicMembersRequestSchema = z
     (t) => (t.regIds === undefined) !== (t.aliases === undefined),
     coded(ErrorCode.INVALID_TARGET, 'send exactly one of regIds, aliases'),
   )
-export type TopicMembersRequest = z.infer<typeof TopicMembersRequestSchema>
+export type TopicMembersRequest = z.input<typeof TopicMembersRequestSchema>
 
 /** POST /admin/v1/apps */
 export const CreateAppRequestSchema = z.strictObject({

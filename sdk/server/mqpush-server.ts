@@ -1,5 +1,12 @@
 import { MqpushApiError } from '../protocol/api-error.js'
-import type { DeviceInfo, MessageStatus, PushResponse } from '../protocol/responses.js'
+import type {
+  DeviceInfo,
+  InvalidRegId,
+  MessageStatus,
+  PushResponse,
+  TopicSubscribeResult,
+  TopicUnsubscribeResult,
+} from '../protocol/responses.js'
 import type { PushRequest } from '../protocol/schemas.js'
 
 /** An HTTP call that takes longer fails with a TimeoutError (a DOMException). */
@@ -23,35 +30,11 @@ export type PushMessage = Omit<PushRequest, 'target'>
 export type TopicMembers =
   { regIds: readonly string[]; aliases?: never } | { aliases: readonly string[]; regIds?: never }
 
-/** Why a regId became invalid (§4.2.2). */
-export type InvalidReason = 'unregistered' | 'reinstalled' | 'inactive'
-
-export interface InvalidRegId {
-  regId: string
-  /** ISO 8601. */
-  invalidatedAt: string
-  reason: InvalidReason
-}
-
 export interface InvalidRegIdsQuery {
   /** Only regIds invalidated at or after this time. Default: since the beginning. */
   since?: Date | string
   /** At most this many, oldest first: 1 … 1000 (the default). */
   limit?: number
-}
-
-export interface TopicSubscribeResult {
-  topic: string
-  /** Valid devices now subscribed. */
-  subscribed: number
-  /** The regIds or aliases that lead to no valid device of the app. */
-  invalid: string[]
-}
-
-export interface TopicUnsubscribeResult {
-  topic: string
-  unsubscribed: number
-  invalid: string[]
 }
 
 /**

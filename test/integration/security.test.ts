@@ -248,6 +248,34 @@ describe('security: failed authentication limit', () => {
   })
 })
 
+describe('security: stale devices are not attackers', () => {
+  it('an invalidated regId with its right token is refused without counting as a failure', async () => {
+    const s = await startTestServer({ env: { MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '3' } })
+    try {
+      const stale = await s.register()
+      await s.http('DELETE', '/v1/device', { auth: deviceAuth(stale) })
+      const creds = {
+        clientId: stale.regId,
+        username: stale.appId,
+        password: stale.token,
+        clean: false,
+      }
+      for (let i = 0; i < 5; i++) expect(await connackCode(s.mqttUrl, creds)).toBe(4)
+      const fresh = await s.register()
+      expect(
+        await connackCode(s.mqttUrl, {
+          clientId: fresh.regId,
+          username: fresh.appId,
+          password: fresh.token,
+          clean: false,
+        }),
+      ).toBe(0)
+    } finally {
+      await s.stop()
+    }
+  })
+})
+
 describe('security: MQTT packet size', () => {
   it('closes a connection that sends a packet over the limit', async () => {
     const s = await startTestServer({ env: { MQPUSH_MQTT_MAX_PACKET_BYTES: '2048' } })

@@ -97,26 +97,27 @@ export class DeviceService {
     return device
   }
 
-  /** Like authenticate, without throwing (for the broker). */
+  /** Like authenticate, without throwing. */
   async findAuthenticated(
     regId: string,
     token: string,
     appId?: AppId,
   ): Promise<Device | undefined> {
-    if (!isRegId(regId)) {
-      sha256(token)
-      return undefined
-    }
-    const device = await this.#d.devices.getDevice(regId)
+    const device = await this.findByToken(regId, token)
+    if (!device || device.invalidatedAt !== undefined) return undefined
+    if (appId !== undefined && device.appId !== appId) return undefined
+    return device
+  }
+
+  /**
+   * The device whose regId and token these are, valid or not; undefined when they do not match.
+   * Lets the broker tell a stale device (right token, invalid regId) from a wrong guess.
+   */
+  async findByToken(regId: string, token: string): Promise<Device | undefined> {
     const hash = sha256(token)
-    if (
-      !device ||
-      device.invalidatedAt !== undefined ||
-      (appId !== undefined && device.appId !== appId) ||
-      !safeEqual(device.tokenHash, hash)
-    ) {
-      return undefined
-    }
+    if (!isRegId(regId)) return undefined
+    const device = await this.#d.devices.getDevice(regId)
+    if (!device || !safeEqual(device.tokenHash, hash)) return undefined
     return device
   }
 

@@ -1,5 +1,13 @@
 import { Hono } from 'hono'
 import { ErrorCode } from '../../../../sdk/protocol/error-codes.js'
+import type {
+  AliasLookup,
+  InvalidRegIdsResponse,
+  TopicInfo,
+  TopicSubscribeResult,
+  TopicUnsubscribeResult,
+  UserAccountLookup,
+} from '../../../../sdk/protocol/responses.js'
 import { PushRequestSchema, TopicMembersRequestSchema } from '../../../../sdk/protocol/schemas.js'
 import { ApiError } from '../../../core/errors.js'
 import type { HttpDeps, HttpEnv } from '../../deps.js'
@@ -31,21 +39,27 @@ export function serverRoutes(deps: HttpDeps) {
 
   r.get('/aliases/:alias', auth, async (c) => {
     const alias = nameParam(c.req.param('alias'), 'alias')
-    return c.json({ alias, regId: await deps.devices.lookupAlias(c.get('app').id, alias) })
+    const body: AliasLookup = {
+      alias,
+      regId: await deps.devices.lookupAlias(c.get('app').id, alias),
+    }
+    return c.json(body)
   })
 
   r.get('/user-accounts/:account', auth, async (c) => {
     const account = nameParam(c.req.param('account'), 'userAccount')
     const regIds = await deps.devices.lookupUserAccount(c.get('app').id, account)
-    return c.json({ userAccount: account, regIds })
+    const body: UserAccountLookup = { userAccount: account, regIds }
+    return c.json(body)
   })
 
   r.get('/topics/:topic', auth, async (c) => {
     const topic = nameParam(c.req.param('topic'), 'topic')
-    return c.json({
+    const body: TopicInfo = {
       topic,
       subscribers: await deps.devices.countTopicMembers(c.get('app').id, topic),
-    })
+    }
+    return c.json(body)
   })
 
   for (const action of ['subscribe', 'unsubscribe'] as const) {
@@ -53,11 +67,11 @@ export function serverRoutes(deps: HttpDeps) {
       const topic = nameParam(c.req.param('topic'), 'topic')
       const body = await readJson(c, TopicMembersRequestSchema)
       const result = await deps.devices.changeTopicMembers(c.get('app').id, topic, body, action)
-      return c.json({
-        topic,
-        [action === 'subscribe' ? 'subscribed' : 'unsubscribed']: result.changed,
-        invalid: result.invalid,
-      })
+      const answer: TopicSubscribeResult | TopicUnsubscribeResult =
+        action === 'subscribe'
+          ? { topic, subscribed: result.changed, invalid: result.invalid }
+          : { topic, unsubscribed: result.changed, invalid: result.invalid }
+      return c.json(answer)
     })
   }
 
@@ -74,13 +88,14 @@ export function serverRoutes(deps: HttpDeps) {
       throw new ApiError(ErrorCode.INVALID_REQUEST, `limit must be 1 … ${MAX_FEEDBACK_PAGE}`)
     }
     const rows = await deps.devices.listInvalidated(c.get('app').id, since, limit)
-    return c.json({
+    const body: InvalidRegIdsResponse = {
       regIds: rows.map((r) => ({
         regId: r.regId,
         invalidatedAt: new Date(r.at).toISOString(),
         reason: r.reason,
       })),
-    })
+    }
+    return c.json(body)
   })
 
   return r
