@@ -14,7 +14,7 @@ describe('error catalogue', () => {
 
   it('documents every code in docs/errors.md under its own anchor, with its name', () => {
     for (const [name, code] of Object.entries(ErrorCode)) {
-      expect(doc).toContain(`### ${code}\n**${name}**`)
+      expect(doc).toMatch(new RegExp(`### ${code}\\s+\\*\\*${name}\\*\\*`))
     }
   })
 })
