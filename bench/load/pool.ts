@@ -1,0 +1,110 @@
+import { type ChildProcess, fork } from 'node:child_process'
+import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
+
+/**
+ * The load generator: W worker processes, each on its own loopback source address
+ * (127.0.0.2, 127.0.0.3, …) so that neither the per-process limit of open files nor the
+ * ephemeral ports of one address bound the number of devices.
+ */
+export class WorkerPool {
+  readonly #workers: ChildProcess[]
+
+  private constructor(workers: ChildProcess[]) {
+    this.#workers = workers
+  }
+
+  static async start(count: number): Promise<WorkerPool> {
+    const script = new URL('./worker.js', import.meta.url)
+    const workers = Array.from({ length: count }, () =>
+      fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    )
+    return new WorkerPool(workers)
+  }
+
+  #ask(i: number, req: WorkerRequest): Promise<WorkerReply> {
+    const w = this.#workers[i] as ChildProcess
+    return new Promise((resolve, reject) => {
+      const onExit = () => reject(new Error(`load worker ${i} exited`))
+      w.once('exit', onExit)
+      w.once('message', (m: WorkerReply) => {
+        w.off('exit', onExit)
+        resolve(m)
+      })
+      w.send(req)
+    })
+  }
+
+  #all(make: (i: number) => WorkerRequest): Promise<WorkerReply[]> {
+    return Promise.all(this.#workers.map((_, i) => this.#ask(i, make(i))))
+  }
+
+  /** Connects the devices, spread over the workers; resolves when all have their CONNACK. */
+  async connect(
+    host: string,
+    port: number,
+    devices: DeviceCreds[],
+    o: { clean: boolean; subscribe?: string[]; concurrency?: number },
+  ): Promise<{ ok: number; failed: number; ms: number; firstError?: string }> {
+    const n = this.#workers.length
+    const started = performance.now()
+    const replies = await this.#all((i) => ({
+      type: 'connect',
+      host,
+      port,
+      localAddress: `127.0.0.${2 + i}`,
+      devices: devices.filter((_, k) => k % n === i),
+      clean: o.clean,
+      subscribe: o.subscribe ?? [],
+      concurrency: o.concurrency ?? 64,
+    }))
+    const ms = performance.now() - started
+    let ok = 0
+    let failed = 0
+    let firstError: string | undefined
+    for (const r of replies) {
+      if (r.type !== 'connected') continue
+      ok += r.ok
+      failed += r.failed
+      firstError ??= r.firstError
+    }
+    return { ok, failed, ms, ...(firstError && { firstError }) }
+  }
+
+  async reset(): Promise<void> {
+    await this.#all(() => ({ type: 'reset' }))
+  }
+
+  async stats(): Promise<WorkerStats> {
+    const all = (await this.#all(() => ({ type: 'stats' }))).flatMap((r) =>
+      r.type === 'stats' ? [r.stats] : [],
+    )
+    const nonzero = (xs: number[]) => xs.filter((x) => x > 0)
+    return {
+      received: all.reduce((a, s) => a + s.received, 0),
+      distinct: all.reduce((a, s) => a + s.distinct, 0),
+      duplicates: all.reduce((a, s) => a + s.duplicates, 0),
+      firstAt: Math.min(...nonzero(all.map((s) => s.firstAt)), Infinity),
+      lastAt: Math.max(0, ...all.map((s) => s.lastAt)),
+      latencies: all.flatMap((s) => s.latencies),
+      expiredReceived: all.reduce((a, s) => a + s.expiredReceived, 0),
+    }
+  }
+
+  /** Polls until `predicate(stats)` holds or `timeoutMs` passes; returns the last stats. */
+  async waitFor(predicate: (s: WorkerStats) => boolean, timeoutMs: number): Promise<WorkerStats> {
+    const until = Date.now() + timeoutMs
+    for (;;) {
+      const s = await this.stats()
+      if (predicate(s) || Date.now() > until) return s
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    await this.#all(() => ({ type: 'disconnect' }))
+  }
+
+  close(): void {
+    for (const w of this.#workers) w.kill()
+  }
+}

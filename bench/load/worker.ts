@@ -1,0 +1,108 @@
+import { connectLite, type LiteClient } from './mqtt-lite.js'
+import type { WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
+
+/**
+ * A load-generator process: holds a slice of the devices (a process may open at most 20000
+ * files here), counts what they receive, and answers the runner over IPC.
+ */
+const clients: LiteClient[] = []
+let stats: WorkerStats
+const seen = new Set<string>()
+const ID_RE = /"id":"([^"]+)"/
+const T_RE = /t=(\d+(?:\.\d+)?)/
+
+function reset(): void {
+  seen.clear()
+  stats = {
+    received: 0,
+    distinct: 0,
+    duplicates: 0,
+    firstAt: 0,
+    lastAt: 0,
+    latencies: [],
+    expiredReceived: 0,
+  }
+}
+reset()
+
+function onMessage(clientId: string, payload: Buffer, at: number): void {
+  stats.received++
+  if (stats.firstAt === 0) stats.firstAt = at
+  stats.lastAt = at
+  const text = payload.toString()
+  const id = ID_RE.exec(text)?.[1] ?? text.slice(0, 64)
+  const key = `${clientId} ${id}`
+  if (seen.has(key)) stats.duplicates++
+  else {
+    seen.add(key)
+    stats.distinct++
+  }
+  const t = T_RE.exec(text)
+  if (t) stats.latencies.push(performance.timeOrigin + performance.now() - Number(t[1]))
+  if (text.includes('expired=1')) stats.expiredReceived++
+}
+
+const reply = (r: WorkerReply) => process.send?.(r)
+
+process.on('message', (req: WorkerRequest) => {
+  void handle(req)
+})
+
+async function handle(req: WorkerRequest): Promise<void> {
+  switch (req.type) {
+    case 'connect': {
+      const started = performance.now()
+      let ok = 0
+      let failed = 0
+      let firstError: string | undefined
+      let next = 0
+      const runOne = async (): Promise<void> => {
+        while (next < req.devices.length) {
+          const d = req.devices[next++]!
+          const client = connectLite({
+            host: req.host,
+            port: req.port,
+            localAddress: req.localAddress,
+            clientId: d.clientId,
+            ...(d.username !== undefined && { username: d.username }),
+            ...(d.password !== undefined && { password: d.password }),
+            clean: req.clean,
+            subscribe: req.subscribe.map((t) => t.replace('{id}', d.clientId)),
+            onMessage: (_topic, payload, at) => onMessage(d.clientId, payload, at),
+          })
+          try {
+            await client.connected
+            clients.push(client)
+            ok++
+          } catch (err) {
+            failed++
+            firstError ??= (err as Error).message
+            client.close()
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: req.concurrency }, runOne))
+      reply({
+        type: 'connected',
+        ok,
+        failed,
+        ms: performance.now() - started,
+        ...(firstError && { firstError }),
+      })
+      break
+    }
+    case 'reset':
+      reset()
+      reply({ type: 'done' })
+      break
+    case 'stats':
+      reply({ type: 'stats', stats })
+      break
+    case 'disconnect':
+      for (const c of clients.splice(0)) c.close()
+      // let the FINs go out before answering
+      await new Promise((r) => setTimeout(r, 200))
+      reply({ type: 'done' })
+      break
+  }
+}

@@ -1,0 +1,170 @@
+/** The JSON a bench run writes, and its Markdown rendering. */
+export interface BenchReport {
+  startedAt: string
+  finishedAt?: string
+  machine: { cpus: number; cpuModel: string; memoryGb: number; node: string }
+  options: Record<string, unknown>
+  /** target → scenario → figures */
+  results: Record<string, Record<string, any>>
+}
+
+interface Row {
+  figure: string
+  /** Reads the figure from one target's results. */
+  get(r: Record<string, any>): number | undefined
+  unit: string
+  better: 'higher' | 'lower'
+  budget?: (mqpush: number, base: Record<string, number | undefined>) => string
+}
+
+const ROWS: Row[] = [
+  {
+    figure: 'hold: memory per connected device',
+    get: (r) => r.hold && r.hold.bytesPerDevice / 1024,
+    unit: 'KB',
+    better: 'lower',
+    budget: (m) => verdict(m <= 8, '≤ 8 KB'),
+  },
+  {
+    figure: 'hold: connects per second',
+    get: (r) => r.hold?.connectsPerSec,
+    unit: '/s',
+    better: 'higher',
+  },
+  {
+    figure: 'broadcast to all: deliveries per second',
+    get: (r) => r.broadcastAll?.deliveriesPerSec,
+    unit: '/s',
+    better: 'higher',
+    budget: (m, b) => (b.aedes === undefined ? '' : verdict(m >= b.aedes, '≥ plain Aedes')),
+  },
+  {
+    figure: 'broadcast to all: last device after',
+    get: (r) => r.broadcastAll?.lastMs,
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    figure: 'broadcast to a topic: deliveries per second',
+    get: (r) => r.broadcastTopic?.deliveriesPerSec,
+    unit: '/s',
+    better: 'higher',
+    budget: (m, b) => (b.aedes === undefined ? '' : verdict(m >= b.aedes, '≥ plain Aedes')),
+  },
+  {
+    figure: 'unicast at fixed rate: p50',
+    get: (r) => r.unicast?.p50Ms,
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    figure: 'unicast at fixed rate: p99',
+    get: (r) => r.unicast?.p99Ms,
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    figure: 'unicast at fixed rate: p99.8',
+    get: (r) => r.unicast?.p998Ms,
+    unit: 'ms',
+    better: 'lower',
+    budget: (m) => verdict(m <= 10, '≤ 10 ms'),
+  },
+  {
+    figure: 'unicast at fixed rate: max',
+    get: (r) => r.unicast?.maxMs,
+    unit: 'ms',
+    better: 'lower',
+  },
+  {
+    figure: 'unicast at fixed rate: lost',
+    get: (r) => r.unicast?.lost,
+    unit: '',
+    better: 'lower',
+    budget: (m) => verdict(m === 0, '0'),
+  },
+  {
+    figure: 'unicast: accepted push requests per second (closed loop)',
+    get: (r) => r.unicast?.maxAcceptedPerSec,
+    unit: '/s',
+    better: 'higher',
+    budget: (m) => verdict(m >= 5000, '≥ 5000'),
+  },
+  {
+    figure: 'offline: time to drain every queue',
+    get: (r) => r.offline?.drainMs,
+    unit: 'ms',
+    better: 'lower',
+    budget: (m, b) => (b.mosquitto === undefined ? '' : verdict(m <= b.mosquitto, '≤ Mosquitto')),
+  },
+  {
+    figure: 'offline: not delivered',
+    get: (r) => r.offline && r.offline.expected - r.offline.delivered,
+    unit: '',
+    better: 'lower',
+  },
+  {
+    figure: 'offline: expired but delivered',
+    get: (r) => r.offline?.expiredDelivered ?? undefined,
+    unit: '',
+    better: 'lower',
+    budget: (m) => verdict(m === 0, '0'),
+  },
+  {
+    figure: 'restart: serving again after kill -9',
+    get: (r) => r.restart?.servingAgainMs,
+    unit: 'ms',
+    better: 'lower',
+    budget: (m) => verdict(m <= 5000, '≤ 5000 ms'),
+  },
+  {
+    figure: 'restart: queued messages lost',
+    get: (r) => r.restart?.lost,
+    unit: '',
+    better: 'lower',
+    budget: (m) => verdict(m === 0, '0'),
+  },
+]
+
+function verdict(ok: boolean, budget: string): string {
+  return `${budget} ${ok ? '✅' : '❌'}`
+}
+
+function fmt(x: number | undefined, unit: string): string {
+  if (x === undefined || Number.isNaN(x)) return '—'
+  const v =
+    Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : String(Math.round(x * 100) / 100)
+  return unit ? `${v} ${unit}` : v
+}
+
+function ratio(m: number | undefined, b: number | undefined): string {
+  if (m === undefined || b === undefined || b === 0) return '—'
+  return `${(m / b).toFixed(2)}×`
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const r = report.results
+  const m = r.mqpush ?? {}
+  const aedes = r.aedes
+  const mosq = r.mosquitto
+  const lines = [
+    `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}. ` +
+      `Options: ${JSON.stringify(report.options)}`,
+    '',
+    '| figure | mqpush | plain Aedes | Mosquitto | mqpush ÷ Aedes | mqpush ÷ Mosquitto | budget |',
+    '|---|---|---|---|---|---|---|',
+  ]
+  for (const row of ROWS) {
+    const mv = row.get(m)
+    const av = aedes ? row.get(aedes) : undefined
+    const sv = mosq ? row.get(mosq) : undefined
+    if (mv === undefined && av === undefined && sv === undefined) continue
+    const arrow = row.better === 'higher' ? '↑' : '↓'
+    lines.push(
+      `| ${row.figure} (${arrow} better) | ${fmt(mv, row.unit)} | ${fmt(av, row.unit)} | ${fmt(sv, row.unit)} | ${ratio(mv, av)} | ${ratio(mv, sv)} | ${
+        mv !== undefined && row.budget ? row.budget(mv, { aedes: av, mosquitto: sv }) : ''
+      } |`,
+    )
+  }
+  return lines.join('\n')
+}

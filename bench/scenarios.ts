@@ -1,0 +1,243 @@
+import type { WorkerPool } from './load/pool.js'
+import type { DeviceCreds } from './load/protocol.js'
+import type { MqpushTarget } from './targets/mqpush.js'
+import { rssBytes, type Target } from './targets/target.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const now = () => performance.timeOrigin + performance.now()
+
+export interface HoldResult {
+  devices: number
+  failed: number
+  connectMs: number
+  connectsPerSec: number
+  rssBeforeMb: number
+  rssAfterMb: number
+  bytesPerDevice: number
+}
+
+/** hold: N devices connect with persistent sessions and stay; memory per connected device. */
+export async function hold(
+  pool: WorkerPool,
+  target: Target,
+  n: number,
+): Promise<{ result: HoldResult; devices: DeviceCreds[] }> {
+  const devices = await target.makeDevices(n)
+  await sleep(1500)
+  const before = rssBytes(target.pid)
+  const c = await pool.connect(target.host, target.port, devices, {
+    clean: false,
+    subscribe: target.subscriptions,
+  })
+  if (c.failed > 0)
+    console.error(`  ${target.name}: ${c.failed} connections failed: ${c.firstError}`)
+  await sleep(2500)
+  const after = rssBytes(target.pid)
+  return {
+    devices,
+    result: {
+      devices: c.ok,
+      failed: c.failed,
+      connectMs: Math.round(c.ms),
+      connectsPerSec: Math.round((c.ok / c.ms) * 1000),
+      rssBeforeMb: round(before / 2 ** 20, 1),
+      rssAfterMb: round(after / 2 ** 20, 1),
+      bytesPerDevice: Math.round((after - before) / Math.max(1, c.ok)),
+    },
+  }
+}
+
+export interface BroadcastResult {
+  devices: number
+  received: number
+  lastMs: number
+  deliveriesPerSec: number
+}
+
+/** broadcast: with the devices online, one message to all (or to a topic they all joined). */
+export async function broadcast(
+  pool: WorkerPool,
+  target: Target,
+  devices: DeviceCreds[],
+  to: 'all' | 'topic',
+): Promise<BroadcastResult> {
+  if (to === 'topic') await target.joinTopic(devices)
+  await pool.reset()
+  const t0 = Date.now()
+  await target.broadcast(to, `broadcast ${to}`)
+  const s = await pool.waitFor((st) => st.distinct >= devices.length, 120_000)
+  const lastMs = Math.max(1, s.lastAt - t0)
+  return {
+    devices: devices.length,
+    received: s.distinct,
+    lastMs,
+    deliveriesPerSec: Math.round((s.distinct / lastMs) * 1000),
+  }
+}
+
+export interface UnicastResult {
+  ratePerSec: number
+  seconds: number
+  accepted: number
+  delivered: number
+  lost: number
+  p50Ms: number
+  p99Ms: number
+  p998Ms: number
+  maxMs: number
+  /** Closed loop: accepted push requests per second at `concurrency` in flight. */
+  maxAcceptedPerSec: number
+  concurrency: number
+}
+
+/** unicast: HTTP push by regId at a fixed rate; end-to-end latency; then the highest rate. */
+export async function unicast(
+  pool: WorkerPool,
+  target: MqpushTarget,
+  devices: DeviceCreds[],
+  o: { rate: number; seconds: number; concurrency: number },
+): Promise<UnicastResult> {
+  const pushOne = (i: number) =>
+    target.push({
+      target: { regIds: [devices[i % devices.length]!.clientId] },
+      kind: 'passThrough',
+      payload: `t=${now()}`,
+    })
+
+  // open loop at a fixed rate: requests leave on schedule whatever the answers do
+  await pool.reset()
+  const total = o.rate * o.seconds
+  let accepted = 0
+  const inflight: Array<Promise<void>> = []
+  const start = now()
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / o.rate
+    const wait = due - now()
+    if (wait > 1) await sleep(wait)
+    inflight.push(
+      pushOne(i).then((status) => {
+        if (status === 200) accepted++
+      }),
+    )
+  }
+  await Promise.all(inflight)
+  const s = await pool.waitFor((st) => st.distinct >= accepted, 30_000)
+  const lat = s.latencies.sort((a, b) => a - b)
+
+  // closed loop: as many requests as the service accepts with `concurrency` in flight
+  let okClosed = 0
+  const until = now() + o.seconds * 1000
+  let k = 0
+  const closedStart = now()
+  await Promise.all(
+    Array.from({ length: o.concurrency }, async () => {
+      while (now() < until) {
+        if ((await pushOne(k++)) === 200) okClosed++
+      }
+    }),
+  )
+  const closedMs = now() - closedStart
+  await pool.waitFor((st) => st.distinct >= accepted + okClosed, 30_000)
+
+  return {
+    ratePerSec: o.rate,
+    seconds: o.seconds,
+    accepted,
+    delivered: Math.min(s.distinct, accepted),
+    lost: Math.max(0, accepted - s.distinct),
+    p50Ms: round(pct(lat, 0.5), 2),
+    p99Ms: round(pct(lat, 0.99), 2),
+    p998Ms: round(pct(lat, 0.998), 2),
+    maxMs: round(lat[lat.length - 1] ?? 0, 2),
+    maxAcceptedPerSec: Math.round((okClosed / closedMs) * 1000),
+    concurrency: o.concurrency,
+  }
+}
+
+export interface OfflineResult {
+  devices: number
+  perDevice: number
+  expected: number
+  delivered: number
+  duplicates: number
+  drainMs: number
+  expiredDelivered: number | null
+}
+
+/** offline: K devices away while Q messages each are queued, then all reconnect. */
+export async function offline(
+  pool: WorkerPool,
+  target: Target,
+  k: number,
+  q: number,
+): Promise<OfflineResult> {
+  const devices = await target.makeDevices(k)
+  // a first connection creates the persistent sessions (the baselines subscribe here)
+  await pool.connect(target.host, target.port, devices, {
+    clean: false,
+    subscribe: target.subscriptions,
+  })
+  await pool.disconnect()
+  for (let j = 0; j < q; j++) await target.unicast(devices, `id=q${j}`)
+  let expiredDelivered: number | null = null
+  if (target.name === 'mqpush') {
+    await target.unicast(devices, 'expired=1', 1)
+    await sleep(1200)
+    expiredDelivered = 0
+  }
+  await pool.reset()
+  const t0 = Date.now()
+  await pool.connect(target.host, target.port, devices, { clean: false })
+  const s = await pool.waitFor((st) => st.distinct >= k * q, 120_000)
+  if (expiredDelivered !== null) expiredDelivered = s.expiredReceived
+  await pool.disconnect()
+  return {
+    devices: k,
+    perDevice: q,
+    expected: k * q,
+    delivered: s.distinct - (expiredDelivered ?? 0),
+    duplicates: s.duplicates,
+    drainMs: Math.max(0, s.lastAt - t0),
+    expiredDelivered,
+  }
+}
+
+export interface RestartResult {
+  queued: number
+  servingAgainMs: number
+  delivered: number
+  lost: number
+}
+
+/** restart: M messages queued for offline devices, kill -9, start again, count what arrives. */
+export async function restart(
+  pool: WorkerPool,
+  target: MqpushTarget,
+  m: number,
+): Promise<RestartResult> {
+  const k = Math.min(1000, m)
+  const q = Math.ceil(m / k)
+  const devices = await target.makeDevices(k)
+  for (let j = 0; j < q; j++) await target.unicast(devices, `id=r${j}`)
+  const servingAgainMs = await target.crashAndRestart()
+  await pool.reset()
+  await pool.connect(target.host, target.port, devices, { clean: false })
+  const s = await pool.waitFor((st) => st.distinct >= k * q, 180_000)
+  await pool.disconnect()
+  return {
+    queued: k * q,
+    servingAgainMs: Math.round(servingAgainMs),
+    delivered: s.distinct,
+    lost: Math.max(0, k * q - s.distinct),
+  }
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}

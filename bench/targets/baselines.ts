@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createConnection } from 'node:net'
+import type { DeviceCreds } from '../load/protocol.js'
+import { openPublisher, publishAll } from './publisher.js'
+import { freePort, type Target, waitUntil } from './target.js'
+
+const canConnect = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port }, () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.on('error', () => resolve(false))
+  })
+
+/** A bare broker: devices subscribe to their topics themselves, a publisher client sends. */
+async function bareBroker(name: string, child: ChildProcess, port: number, cleanup: () => void) {
+  child.on('exit', cleanup)
+  await waitUntil(() => canConnect(port), 15_000, `${name} to listen`)
+  const publisher = await openPublisher('127.0.0.1', port)
+  let counter = 0
+  const target: Target = {
+    name,
+    host: '127.0.0.1',
+    port,
+    pid: child.pid as number,
+    async makeDevices(n) {
+      const run = ++counter
+      return Array.from({ length: n }, (_, i): DeviceCreds => ({ clientId: `d${run}x${i}` }))
+    },
+    subscriptions: ['bench/d/{id}', 'bench/all', 'bench/t/news'],
+    async joinTopic() {
+      // the devices subscribe to bench/t/news themselves when they connect
+    },
+    async broadcast(to, payload) {
+      await publisher.publish(to === 'all' ? 'bench/all' : 'bench/t/news', payload)
+    },
+    async unicast(devices, payload) {
+      await publishAll(
+        publisher,
+        devices.map((d) => ({ topic: `bench/d/${d.clientId}`, payload })),
+      )
+    },
+    async stop() {
+      publisher.close()
+      child.kill('SIGKILL')
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+    },
+  }
+  return target
+}
+
+/** Aedes 1.x with its default in-memory persistence and no hooks. */
+export async function startPlainAedes(): Promise<Target> {
+  const port = await freePort()
+  const script = new URL('./aedes-server.js', import.meta.url)
+  const child = spawn(process.execPath, [script.pathname, String(port)], { stdio: 'inherit' })
+  return bareBroker('aedes (memory)', child, port, () => {})
+}
+
+/** Mosquitto from Debian, on a free loopback port, with no limit on queued messages. */
+export async function startMosquitto(): Promise<Target> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'bench-mosquitto-'))
+  const conf = join(dir, 'mosquitto.conf')
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_queued_messages 0',
+      'max_inflight_messages 0',
+      'log_dest none',
+    ].join('\n') + '\n',
+  )
+  const child = spawn('mosquitto', ['-c', conf], { stdio: 'inherit' })
+  return bareBroker('mosquitto', child, port, () => rmSync(dir, { recursive: true, force: true }))
+}

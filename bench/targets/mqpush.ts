@@ -1,0 +1,148 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { DeviceCreds } from '../load/protocol.js'
+import { httpJson } from './http.js'
+import { freePort, type Target, waitUntil } from './target.js'
+
+const ADMIN_TOKEN = 'bench-admin-token'
+
+export interface MqpushTarget extends Target {
+  httpUrl: string
+  secret: string
+  /** POST /v1/messages; resolves with the status. */
+  push(body: unknown): Promise<number>
+  /** kill -9 and start again on the same data; resolves with ms until /healthz answers 200. */
+  crashAndRestart(): Promise<number>
+}
+
+/** The built service (`dist/api/main.js`) as its own process, on the embedded store. */
+export async function startMqpush(env: Record<string, string> = {}): Promise<MqpushTarget> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-mqpush-'))
+  const httpPort = await freePort()
+  const mqttPort = await freePort()
+  const httpUrl = `http://127.0.0.1:${httpPort}`
+  const fullEnv = {
+    ...process.env,
+    MQPUSH_DATA_DIR: dataDir,
+    MQPUSH_HTTP_HOST: '127.0.0.1',
+    MQPUSH_HTTP_PORT: String(httpPort),
+    MQPUSH_MQTT_HOST: '127.0.0.1',
+    MQPUSH_MQTT_PORT: String(mqttPort),
+    MQPUSH_ADMIN_TOKEN: ADMIN_TOKEN,
+    MQPUSH_LOG_LEVEL: 'warn',
+    // the bench measures capacity, not the per-app protection limits
+    MQPUSH_RATE_PUSH_PER_SEC: '1000000',
+    MQPUSH_RATE_REGISTER_PER_SEC: '1000000',
+    MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '1000000',
+    ...env,
+  }
+  const main = new URL('../../api/main.js', import.meta.url).pathname
+  let child: ChildProcess
+  const spawnService = async (): Promise<number> => {
+    const started = performance.now()
+    child = spawn(process.execPath, [main], {
+      env: fullEnv,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    })
+    await waitUntil(
+      async () => (await httpJson('GET', `${httpUrl}/healthz`)).status === 200,
+      60_000,
+      'mqpush to serve',
+    )
+    return performance.now() - started
+  }
+  await spawnService()
+
+  const apps = (
+    await httpJson('GET', `${httpUrl}/admin/v1/apps`, undefined, {
+      authorization: `Bearer ${ADMIN_TOKEN}`,
+    })
+  ).body as { apps: Array<{ appId: string; appKey: string; appSecret: string }> }
+  const app = apps.apps[0]!
+  const auth = { authorization: `Bearer ${app.appSecret}` }
+  const post = async (path: string, body: unknown) => {
+    const res = await httpJson('POST', httpUrl + path, body, auth)
+    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${JSON.stringify(res.body)}`)
+    return res.body as unknown
+  }
+  const inBatches = async (devices: DeviceCreds[], f: (ids: string[]) => Promise<unknown>) => {
+    const batches: string[][] = []
+    for (let i = 0; i < devices.length; i += 1000) {
+      batches.push(devices.slice(i, i + 1000).map((d) => d.clientId))
+    }
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < batches.length) await f(batches[next++]!)
+      }),
+    )
+  }
+
+  return {
+    name: 'mqpush',
+    host: '127.0.0.1',
+    port: mqttPort,
+    get pid() {
+      return child.pid as number
+    },
+    httpUrl,
+    secret: app.appSecret,
+    async makeDevices(n) {
+      const out: DeviceCreds[] = new Array(n)
+      let next = 0
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < n) {
+            const i = next++
+            const reg = (
+              await httpJson('POST', `${httpUrl}/v1/devices/register`, {
+                appId: app.appId,
+                appKey: app.appKey,
+                attributes: {},
+              })
+            ).body as { regId: string; token: string }
+            out[i] = { clientId: reg.regId, username: app.appId, password: reg.token }
+          }
+        }),
+      )
+      return out
+    },
+    // the service subscribed each session to its inbox and the app's topic at registration
+    subscriptions: [],
+    async joinTopic(devices) {
+      await inBatches(devices, (regIds) => post('/v1/topics/news/subscribe', { regIds }))
+    },
+    async broadcast(to, payload) {
+      await post('/v1/messages', {
+        target: to === 'all' ? { all: true } : { topic: 'news' },
+        kind: 'passThrough',
+        payload,
+      })
+    },
+    async unicast(devices, payload, ttlSeconds) {
+      await inBatches(devices, (regIds) =>
+        post('/v1/messages', {
+          target: { regIds },
+          kind: 'passThrough',
+          payload,
+          ...(ttlSeconds !== undefined && { ttlSeconds }),
+        }),
+      )
+    },
+    async push(body) {
+      return (await httpJson('POST', `${httpUrl}/v1/messages`, body, auth)).status
+    },
+    async crashAndRestart() {
+      child.kill('SIGKILL')
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+      return spawnService()
+    },
+    async stop() {
+      child.kill('SIGTERM')
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}

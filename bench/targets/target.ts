@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import type { DeviceCreds } from '../load/protocol.js'
+
+/** A broker under test: mqpush (full pipeline) or a baseline (plain Aedes, Mosquitto). */
+export interface Target {
+  name: string
+  host: string
+  port: number
+  pid: number
+  /** Credentials of `n` devices (mqpush registers them over HTTP). */
+  makeDevices(n: number): Promise<DeviceCreds[]>
+  /** What each device SUBSCRIBEs itself after connecting (`{id}` = its client id). */
+  subscriptions: string[]
+  /** Makes the devices members of the topic `news`. */
+  joinTopic(devices: DeviceCreds[]): Promise<void>
+  /** One QoS 1 message to every device (`all`) or to the members of `news`. */
+  broadcast(to: 'all' | 'topic', payload: string): Promise<void>
+  /** One QoS 1 message to each of these devices, by their own address. */
+  unicast(devices: DeviceCreds[], payload: string, ttlSeconds?: number): Promise<void>
+  stop(): Promise<void>
+}
+
+/** Resident memory of a process, bytes (Linux). */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1]
+  return Number(kb) * 1024
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string) {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await check().catch(() => false)) return
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
