@@ -234,7 +234,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
           ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
         })
         await broker.close()
-        store.close()
+        await store.close()
         log.info({}, 'mqpush stopped')
       })()
       return closing

@@ -1,9 +1,9 @@
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { secureHeaders } from 'hono/secure-headers'
 import { ErrorCode } from '../../sdk/protocol/error-codes.js'
 import { ApiError } from '../core/errors.js'
 import type { HttpDeps, HttpEnv } from './deps.js'
+import { limitBody } from './middleware/body.js'
 import { createOnError, errorResponse } from './middleware/errors.js'
 import { adminRoutes } from './routes/admin/apps.js'
 import { deviceRoutes } from './routes/v1/devices.js'
@@ -18,13 +18,7 @@ export function createHttpApp(deps: HttpDeps): Hono<HttpEnv> {
   app.onError(createOnError(deps.log))
   app.notFound((c) => errorResponse(c, new ApiError(ErrorCode.NOT_FOUND)))
   app.use('*', secureHeaders({ crossOriginResourcePolicy: false }))
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.bodyLimitBytes,
-      onError: (c) => errorResponse(c, new ApiError(ErrorCode.BODY_TOO_LARGE)),
-    }),
-  )
+  app.use('*', limitBody(deps.bodyLimitBytes))
 
   app.get('/healthz', (c) =>
     deps.isReady()

@@ -11,6 +11,6 @@ storeContract('embedded (SQLite)', async () => {
   return {
     ...store,
     settle: () => store.writer.commit(() => {}),
-    close: async () => store.close(),
+    close: () => store.close(),
   }
 })

@@ -7,6 +7,8 @@ export interface DeviceStore {
   getDevice(regId: RegId): Promise<Device | undefined>
   /** Active devices among these regIds that belong to the app, in no particular order. */
   getActiveDevices(appId: AppId, regIds: readonly RegId[]): Promise<Device[]>
+  /** Like getActiveDevices, only the regIds (the unicast hot path needs nothing else). */
+  filterActive(appId: AppId, regIds: readonly RegId[]): Promise<RegId[]>
   updateDevice(
     regId: RegId,
     patch: { attributes?: DeviceAttributes; installationId?: string },

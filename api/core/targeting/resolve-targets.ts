@@ -11,10 +11,10 @@ export const resolveTargets: SendStep = async (ctx, deps) => {
   ctx.broadcast = undefined
   if (target.regIds) {
     const asked = [...new Set(target.regIds)] as RegId[]
-    const found = await deps.devices.getActiveDevices(appId, asked)
+    const found = await deps.devices.filterActive(appId, asked)
     ctx.funnel.planned = asked.length
     ctx.funnel.invalid = asked.length - found.length
-    ctx.deliveries = found.map((d) => ({ regId: d.regId, target: { type: 'regId' } }))
+    ctx.deliveries = found.map((regId) => ({ regId, target: { type: 'regId' } }))
   } else if (target.aliases) {
     const asked = [...new Set(target.aliases)]
     const owners = await deps.aliases.resolveAliases(appId, asked)
@@ -63,6 +63,5 @@ async function activeSet(
   regIds: RegId[],
 ): Promise<Set<RegId>> {
   if (regIds.length === 0) return new Set()
-  const devices = await deps.devices.getActiveDevices(appId, [...new Set(regIds)])
-  return new Set(devices.map((d) => d.regId))
+  return new Set(await deps.devices.filterActive(appId, [...new Set(regIds)]))
 }

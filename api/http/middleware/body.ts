@@ -1,4 +1,5 @@
-import type { Context } from 'hono'
+import type { IncomingMessage } from 'node:http'
+import type { Context, MiddlewareHandler } from 'hono'
 import type { z } from 'zod'
 import { ErrorCode } from '../../../sdk/protocol/error-codes.js'
 import { ApiError } from '../../core/errors.js'
@@ -10,13 +11,40 @@ import { ApiError } from '../../core/errors.js'
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   const type = c.req.header('content-type') ?? ''
   if (!/^application\/json\b/i.test(type)) throw new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+  const text = await bodyText(c)
   let raw: unknown
   try {
-    raw = JSON.parse(await c.req.text())
+    raw = JSON.parse(text)
   } catch {
     throw new ApiError(ErrorCode.INVALID_REQUEST, 'the body is not valid JSON')
   }
   return validate(schema, raw)
+}
+
+/**
+ * The body as text. On Node it is read from the socket's request directly: building the
+ * WHATWG Request (stream, abort signal) that `c.req.text()` needs costs more than the rest of
+ * a push. The body limit middleware has already checked Content-Length; this enforces the same
+ * limit on bodies sent without one.
+ */
+async function bodyText(c: Context): Promise<string> {
+  const limit = (c.get('bodyLimitBytes' as never) as number | undefined) ?? Infinity
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
+  if (!incoming || incoming.readableDidRead) {
+    const text = await c.req.text()
+    if (Buffer.byteLength(text) > limit) throw new ApiError(ErrorCode.BODY_TOO_LARGE)
+    return text
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of incoming as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limit) throw new ApiError(ErrorCode.BODY_TOO_LARGE)
+    chunks.push(chunk)
+  }
+  return chunks.length === 1
+    ? (chunks[0] as Buffer).toString('utf8')
+    : Buffer.concat(chunks).toString('utf8')
 }
 
 export function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
@@ -41,4 +69,19 @@ function throwWith(
   details: ApiError['details'],
 ): never {
   throw new ApiError(code, message, { details: details ?? [] })
+}
+
+/**
+ * Refuses bodies over the limit: at once when Content-Length says so, while reading otherwise
+ * (see bodyText). Replaces hono's bodyLimit, which wraps the body in a WHATWG stream.
+ */
+export function limitBody(maxBytes: number): MiddlewareHandler {
+  return async function limitBodyMiddleware(c, next) {
+    const length = c.req.header('content-length')
+    if (length !== undefined && Number(length) > maxBytes) {
+      throw new ApiError(ErrorCode.BODY_TOO_LARGE)
+    }
+    c.set('bodyLimitBytes' as never, maxBytes as never)
+    await next()
+  }
 }

@@ -45,6 +45,13 @@ export class EmbeddedDeviceStore implements DeviceStore {
         `SELECT * FROM devices WHERE app_id = ? AND invalidated_at IS NULL
          AND reg_id IN (SELECT value FROM json_each(?))`,
       ),
+      isActive: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM devices WHERE reg_id = ? AND app_id = ? AND invalidated_at IS NULL',
+      ),
+      activeIdsIn: db.prepare<[string, string], { reg_id: string }>(
+        `SELECT reg_id FROM devices WHERE app_id = ? AND invalidated_at IS NULL
+         AND reg_id IN (SELECT value FROM json_each(?))`,
+      ),
       setAttributes: db.prepare('UPDATE devices SET attributes = ? WHERE reg_id = ?'),
       setInstallation: db.prepare('UPDATE devices SET installation_id = ? WHERE reg_id = ?'),
       touch: db.prepare(
@@ -102,6 +109,13 @@ export class EmbeddedDeviceStore implements DeviceStore {
       return row && row.app_id === appId && row.invalidated_at === null ? [toDevice(row)] : []
     }
     return this.#s.activeIn.all(appId, JSON.stringify(regIds)).map(toDevice)
+  }
+
+  async filterActive(appId: AppId, regIds: readonly RegId[]): Promise<RegId[]> {
+    if (regIds.length === 1) {
+      return this.#s.isActive.get(regIds[0] as string, appId) ? [regIds[0] as RegId] : []
+    }
+    return this.#s.activeIdsIn.all(appId, JSON.stringify(regIds)).map((r) => r.reg_id as RegId)
   }
 
   updateDevice(

@@ -35,7 +35,7 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     messages: new EmbeddedMessageStore(db, writer),
     brokerPersistence: new EmbeddedBrokerPersistence(db, writer),
     /** Commits what is queued and closes the database. */
-    close(): void {
+    async close(): Promise<void> {
       writer.close()
       db.close()
     },
