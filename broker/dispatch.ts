@@ -1,19 +1,38 @@
 import type { Aedes } from 'aedes'
 import type { AppId, RegId } from '../sdk/protocol/ids.js'
 import { appTopic, broadcastTopic, inboxTopic } from '../sdk/protocol/topics.js'
+import type { BrokerPersistence } from './ports.js'
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
 
 /**
  * The core's Dispatcher port: QoS 1 publishes to device inboxes, app topics and the app-wide
- * topic. aedes queues a copy for every persistent subscriber (online or not) before delivering,
- * and calls back once that is durable and the online deliveries are written.
+ * topic. A publish counts as done once aedes has queued it durably for every persistent
+ * subscriber (online or not) — not once the online deliveries are written, so a device that
+ * stops reading its socket cannot hold up anybody's push.
+ *
+ * The persistence reports each durable enqueue; the packet is recognised by its payload Buffer,
+ * which aedes passes through untouched. Each publish gets its own Buffer object over the same
+ * bytes (no copy), so that publishes of one payload to many inboxes stay apart.
  */
-export function createDispatcher(aedes: Aedes) {
-  const publish = (topic: string, payload: Buffer) =>
+export function createDispatcher(aedes: Aedes, persistence: BrokerPersistence) {
+  const waiting = new Map<Buffer, () => void>()
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
+  persistence.outgoingEnqueueCombi = async (subs: unknown[], packet: any) => {
+    await enqueue(subs, packet)
+    waiting.get(packet.payload)?.()
+  }
+
+  const publish = (topic: string, bytes: Buffer) =>
     new Promise<void>((resolve, reject) => {
-      aedes.publish(
-        { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false },
-        (err?: Error) => (err ? reject(err) : resolve()),
-      )
+      const payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
+      const done = (err?: Error) => {
+        if (!waiting.delete(payload)) return
+        if (err) reject(err)
+        else resolve()
+      }
+      waiting.set(payload, done)
+      aedes.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, done)
     })
 
   return {

@@ -15,6 +15,9 @@ import { createSessions } from './sessions.js'
 
 export type { BrokerDeps, BrokerPersistence } from './ports.js'
 
+/** How long a device may leave its socket full before it is disconnected. */
+export const DRAIN_TIMEOUT_MS = 15_000
+
 export interface BrokerOptions {
   persistence: BrokerPersistence
   host: string
@@ -41,6 +44,11 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
     authorizeForward: createAuthorizeForward(deps) as never,
     keepaliveLimit: options.keepaliveMaxSeconds,
     connectTimeout: options.connectTimeoutMs,
+    // no global limit of packets in delivery: with one (aedes' default is 100), devices that
+    // stop reading hold every slot and all publishes queue behind them
+    concurrency: 0,
+    // a device whose socket stays full this long is disconnected; its queue keeps the packets
+    drainTimeout: DRAIN_TIMEOUT_MS,
   })
   // STYLE rule 9: the broker's 'error' event always has a listener
   ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
@@ -49,7 +57,7 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   await aedes.listen()
 
   const sessions = createSessions(aedes, options.persistence, deps)
-  const dispatcher = createDispatcher(aedes)
+  const dispatcher = createDispatcher(aedes, options.persistence)
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   aedes.on('client', (client: any) => {

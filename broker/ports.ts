@@ -66,6 +66,7 @@ export interface BrokerPersistence {
   subscriptionsByClient(client: { id: string }): Promise<Array<{ topic: string; qos: number }>>
   outgoingStream(client: { id: string }): AsyncIterable<unknown>
   outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>
+  outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<unknown>
   /** Extension: forget a client entirely (subscriptions, queue, incoming, will). */
   dropClient?(clientId: string): Promise<void>
 }

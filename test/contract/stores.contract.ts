@@ -100,7 +100,9 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         ])
         expect(found.map((d) => d.regId)).toEqual([a.regId])
         expect(await s.devices.getActiveDevices(APP, [b.regId])).toEqual([])
-        expect(await s.devices.filterActive(APP, [a.regId, b.regId, foreign.regId])).toEqual([a.regId])
+        expect(await s.devices.filterActive(APP, [a.regId, b.regId, foreign.regId])).toEqual([
+          a.regId,
+        ])
         expect(await s.devices.filterActive(APP, [a.regId])).toEqual([a.regId])
         expect(await s.devices.filterActive(OTHER, [a.regId])).toEqual([])
         expect(await s.devices.countActiveDevices(APP)).toBe(1)

@@ -54,6 +54,12 @@ interface QueueEntry {
   messageId: number | undefined
   /** 'pubrel' once a QoS 2 publish was released; the packet is no longer needed then. */
   cmd: 'publish' | 'pubrel'
+  /**
+   * False until the enqueue commit is durable. A device connecting meanwhile does not get the
+   * entry from its queue: aedes delivers it live right after the commit, and sending it from
+   * both places would make the second delivery find its entry gone.
+   */
+  committed: boolean
 }
 
 const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
@@ -64,6 +70,8 @@ class OutQueue {
   items: Array<QueueEntry | null> = []
   head = 0
   live = 0
+  /** Where the first entry without a packet id probably is: deliveries assign ids in order. */
+  hint = 0
 
   push(e: QueueEntry): void {
     this.items.push(e)
@@ -90,10 +98,25 @@ class OutQueue {
     const removed: QueueEntry[] = []
     const kept: QueueEntry[] = []
     for (const e of this.entries()) (select(e) ? removed : kept).push(e)
+    if (removed.length === 0) return removed
     this.items = kept
     this.head = 0
+    this.hint = 0
     this.live = kept.length
     return removed
+  }
+
+  /** The entry of this broker packet, looked up from the hint first (O(1) while draining). */
+  indexOfPacket(brokerId: string, brokerCounter: number): number {
+    const match = (e: QueueEntry | null) =>
+      e?.stored !== undefined &&
+      e.stored.packet.brokerId === brokerId &&
+      e.stored.packet.brokerCounter === brokerCounter
+    const from = Math.max(this.hint, this.head)
+    for (let i = from; i < this.items.length && i < from + 4; i++) {
+      if (match(this.items[i] as QueueEntry | null)) return i
+    }
+    return this.indexWhere(match)
   }
 
   removeAt(i: number): QueueEntry {
@@ -107,6 +130,7 @@ class OutQueue {
     } else if (this.items.length > 64 && this.live < this.items.length / 2) {
       this.items = this.items.filter((x) => x !== null)
       this.head = 0
+      this.hint = 0
     }
     return e
   }
@@ -123,7 +147,8 @@ function splitPacket(packet: AnyPacket): [string, Buffer | null] {
   if (typeof payload === 'string') {
     return [JSON.stringify({ ...meta, payloadString: true }), Buffer.from(payload)]
   }
-  return [JSON.stringify(meta), payload == null ? null : Buffer.from(payload)]
+  const bytes = payload == null ? null : Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
+  return [JSON.stringify(meta), bytes]
 }
 
 function joinPacket(meta: string, payload: Buffer | null): AnyPacket {
@@ -278,6 +303,7 @@ export class EmbeddedBrokerPersistence {
         stored,
         messageId: r.message_id ?? undefined,
         cmd,
+        committed: true,
       })
       if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1
     }
@@ -468,51 +494,66 @@ export class EmbeddedBrokerPersistence {
     if (subs.length === 0) return
     const stored = this.#storePacket(packet)
     const rows: Array<[string, number]> = []
+    const entries: QueueEntry[] = []
     for (const sub of subs) {
       const seq = this.#nextSeq++
       stored.refs++
-      this.#queueOf(sub.clientId, true).push({
+      const entry: QueueEntry = {
         seq,
         stored,
         messageId: undefined,
         cmd: 'publish',
-      })
+        committed: false,
+      }
+      this.#queueOf(sub.clientId, true).push(entry)
+      entries.push(entry)
       rows.push([sub.clientId, seq])
     }
     const [meta, payload] = splitPacket(stored.packet)
-    return this.#w.commit(() => {
+    await this.#w.commit(() => {
       this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
-      for (const [clientId, seq] of rows)
+      for (const [clientId, seq] of rows) {
         this.#s.insertOut.run(clientId, seq, stored.id, null, null)
+      }
     })
+    for (const e of entries) e.committed = true
   }
 
+  /**
+   * Records the packet identifier a queued packet was sent with (or its release, QoS 2).
+   * Unlike aedes' memory persistence this does not throw for a packet that has no entry: that
+   * happens when a device unsubscribes while a publish is on its way, and aedes would close the
+   * connection over it. The packet is then delivered without an entry, as a clean session's is.
+   * Packet identifiers of QoS 1 publishes stay in memory: after a crash a queued packet is sent
+   * with a new identifier, which devices handle as any redelivery (by message id).
+   */
   async outgoingUpdate(client: Client, packet: AnyPacket): Promise<void> {
     const q = this.#queueOf(client.id)
-    let i = -1
+    if (!q) return
     let replace = false
-    if (q) {
-      // same search as aedes' memory persistence: by broker id and counter, or else (a pubrel
-      // or a packet of another broker) by packet identifier
-      i = q.indexWhere((e) => {
-        const p = e.stored?.packet
-        if (p && p.brokerId === packet.brokerId) return p.brokerCounter === packet.brokerCounter
-        if (e.messageId === packet.messageId) {
-          replace = true
-          return true
-        }
-        return false
-      })
+    let i =
+      packet.brokerId === undefined ? -1 : q.indexOfPacket(packet.brokerId, packet.brokerCounter)
+    if (i < 0) {
+      // as aedes' memory persistence: a pubrel, or a packet of another broker that took this
+      // packet identifier, replaces the entry with that identifier
+      i = q.indexWhere(
+        (e) => e.stored?.packet.brokerId !== packet.brokerId && e.messageId === packet.messageId,
+      )
+      replace = i >= 0
     }
-    if (i < 0 || !q) throw new Error('no such packet')
+    if (i < 0) return
     const e = q.items[i] as QueueEntry
     e.messageId = packet.messageId
+    if (i >= q.hint) q.hint = i + 1
     if (replace && packet.cmd === 'pubrel') {
       e.cmd = 'pubrel'
       this.#release(e.stored)
       e.stored = undefined
+      const { seq, messageId } = e
+      this.#w.later(() => {
+        this.#s.updateOut.run(messageId ?? null, 'pubrel', client.id, seq)
+      })
     } else if (replace) {
-      // a publish of another broker took this packet identifier: it replaces the entry
       this.#release(e.stored)
       const stored = this.#storePacket(packet)
       stored.refs++
@@ -525,10 +566,6 @@ export class EmbeddedBrokerPersistence {
         this.#s.updateOutPacket.run(stored.id, client.id, seq)
       })
     }
-    const { seq, cmd, messageId } = e
-    this.#w.later(() => {
-      this.#s.updateOut.run(messageId ?? null, cmd === 'pubrel' ? 'pubrel' : null, client.id, seq)
-    })
   }
 
   async outgoingClearMessageId(client: Client, packet: AnyPacket): Promise<AnyPacket | undefined> {
@@ -549,7 +586,9 @@ export class EmbeddedBrokerPersistence {
   outgoingStream(client: Client): Readable {
     const q = this.#queueOf(client.id)
     // a snapshot, so that clearing while streaming is safe
-    const list = q ? [...q.entries()].map((e) => this.#materialize(e)) : []
+    const list = q
+      ? [...q.entries()].filter((e) => e.committed).map((e) => this.#materialize(e))
+      : []
     return Readable.from(list)
   }
 
