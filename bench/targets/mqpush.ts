@@ -42,7 +42,9 @@ export async function startMqpush(env: Record<string, string> = {}): Promise<Mqp
   let child: ChildProcess
   const spawnService = async (): Promise<number> => {
     const started = performance.now()
-    child = spawn(process.execPath, [main], {
+    // MQPUSH_BENCH_NODE_ARGS: extra node flags for the service only, e.g. --cpu-prof
+    const nodeArgs = (process.env.MQPUSH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+    child = spawn(process.execPath, [...nodeArgs, main], {
       env: fullEnv,
       stdio: ['ignore', 'ignore', 'inherit'],
     })

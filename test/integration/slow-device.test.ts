@@ -30,7 +30,7 @@ describe('a device that stops reading', () => {
           keepalive: 600,
           username: stuck.appId,
           password: Buffer.from(stuck.token),
-        } as mqttPacket.IConnectPacket),
+        }),
       )
     })
     // enough to fill its socket buffers several times over
