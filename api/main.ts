@@ -173,6 +173,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
         burst: config.registerRatePerSec * 2,
         clock,
       }),
+      registerPerAddress: new MemoryRateLimiter({
+        ratePerSec: config.registerPerAddressPerSec,
+        burst: config.registerPerAddressPerSec * 2,
+        clock,
+      }),
       authFailures,
     },
     mqtt: { wsPath: config.mqttWsPath },

@@ -17,9 +17,10 @@ interface Sub {
  * regId becomes invalid. Implements the core's SessionManager port.
  */
 export function createSessions(aedes: Aedes, persistence: BrokerPersistence, deps: BrokerDeps) {
+  /** A client registered with the broker and not closed, connected or still connecting. */
   const online = (regId: string): any => {
     const c = ((aedes as any).clients as Record<string, any>)[regId]
-    return c && c.connected && !c.closed ? c : undefined
+    return c && !c.closed ? c : undefined
   }
 
   const subscribeLive = (client: any, subs: Sub[]) =>
@@ -57,13 +58,14 @@ export function createSessions(aedes: Aedes, persistence: BrokerPersistence, dep
 
     async unsubscribe(appId: AppId, regId: RegId, topics: readonly string[]): Promise<void> {
       const mqttTopics = topics.map((t) => appTopic(appId, t))
-      await persistence.removeSubscriptions({ id: regId }, mqttTopics)
+      // live first: a publish between the two steps is then neither delivered nor queued
       const client = online(regId)
       if (client) await unsubscribeLive(client, mqttTopics)
+      await persistence.removeSubscriptions({ id: regId }, mqttTopics)
     },
 
     async closeSession(regId: RegId): Promise<void> {
-      const client = online(regId) ?? ((aedes as any).clients as Record<string, any>)[regId]
+      const client = online(regId)
       if (client) await new Promise<void>((resolve) => client.close(() => resolve()))
       if (persistence.dropClient) await persistence.dropClient(regId)
       else await persistence.cleanSubscriptions({ id: regId })

@@ -141,6 +141,12 @@ export const SETTINGS = {
     '2000',
     'Device registrations per second per app (burst of two seconds).',
   ),
+  registerPerAddressPerSec: setting(
+    'MQPUSH_RATE_REGISTER_PER_ADDRESS_PER_SEC',
+    positiveInt,
+    '20',
+    "Device registrations per second from one client address (burst of two seconds), so one address cannot use up an app's budget. Raise it behind a NAT or proxy that many devices share.",
+  ),
   authFailuresPerMinute: setting(
     'MQPUSH_RATE_AUTH_FAILURES_PER_MIN',
     positiveInt,

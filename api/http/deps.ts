@@ -18,6 +18,8 @@ export interface HttpDeps {
     push: RateLimiter
     /** Device registrations, keyed by app id. */
     register: RateLimiter
+    /** Device registrations, keyed by client address. */
+    registerPerAddress: RateLimiter
     /** Failed authentications, keyed by client address. */
     authFailures: RateLimiter
   }

@@ -36,6 +36,8 @@ export function createAuthenticate(deps: BrokerDeps) {
     if (client.clean) {
       throw new ConnackError(5, 'devices must connect with clean session off (clean=false)')
     }
+    // devices have no use for a will, and a stored will outlives crashes: none is kept
+    client._will = null
     setSession(client, device.appId, device.regId)
   }
 }

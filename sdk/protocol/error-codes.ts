@@ -36,9 +36,6 @@ export const ErrorCode = {
   /** The admin token is wrong. */
   INVALID_ADMIN_TOKEN: 40105,
 
-  /** Authenticated, but the resource belongs to somebody else. */
-  FORBIDDEN: 40301,
-
   /** No such route. */
   NOT_FOUND: 40401,
   MESSAGE_NOT_FOUND: 40402,
@@ -47,8 +44,6 @@ export const ErrorCode = {
   ALIAS_NOT_FOUND: 40405,
   USER_ACCOUNT_NOT_FOUND: 40406,
 
-  /** The route exists but not with this method. */
-  METHOD_NOT_ALLOWED: 40501,
   /** The request body is larger than the API accepts. */
   BODY_TOO_LARGE: 41301,
   /** Payload larger than 4 KB (UTF-8 bytes). */

@@ -127,9 +127,12 @@ export class DeviceService {
 
   /** Invalidates a regId: its aliases, userAccounts, topics and broker session go with it. */
   async invalidate(regId: RegId, reason: InvalidReason, at: number): Promise<void> {
-    await this.#d.devices.invalidateDevice(regId, reason, at)
-    await this.#d.aliases.removeAllOf(regId)
-    await this.#d.topics.removeAllOf(regId)
+    // queued together, so that an embedded store commits them as one transaction
+    await Promise.all([
+      this.#d.devices.invalidateDevice(regId, reason, at),
+      this.#d.aliases.removeAllOf(regId),
+      this.#d.topics.removeAllOf(regId),
+    ])
     await this.#d.sessions.closeSession(regId)
     this.#d.log.info({ regId, reason }, 'regId invalidated')
   }
@@ -207,13 +210,16 @@ export class DeviceService {
 
   async lookupAlias(appId: AppId, alias: string): Promise<RegId> {
     const regId = (await this.#d.aliases.resolveAliases(appId, [alias])).get(alias)
-    if (!regId) throw new ApiError(ErrorCode.ALIAS_NOT_FOUND)
+    const valid = regId ? await this.#d.devices.filterActive(appId, [regId]) : []
+    if (!regId || valid.length === 0) throw new ApiError(ErrorCode.ALIAS_NOT_FOUND)
     return regId
   }
 
   async lookupUserAccount(appId: AppId, account: string): Promise<RegId[]> {
-    const regIds = (await this.#d.aliases.resolveUserAccounts(appId, [account])).get(account)
-    if (!regIds || regIds.length === 0) throw new ApiError(ErrorCode.USER_ACCOUNT_NOT_FOUND)
+    const members = (await this.#d.aliases.resolveUserAccounts(appId, [account])).get(account)
+    const valid = new Set(members ? await this.#d.devices.filterActive(appId, members) : [])
+    const regIds = (members ?? []).filter((r) => valid.has(r))
+    if (regIds.length === 0) throw new ApiError(ErrorCode.USER_ACCOUNT_NOT_FOUND)
     return regIds
   }
 

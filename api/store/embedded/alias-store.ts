@@ -83,6 +83,7 @@ export class EmbeddedAliasStore implements AliasStore {
     const evicted: RegId[] = []
     const seq = ++this.#seq
     await this.#w.commit(() => {
+      evicted.length = 0
       this.#s.addAccount.run(appId, account, regId, at, seq)
       for (const r of this.#s.overflow.all(appId, account, maxDevices)) {
         this.#s.removeAccount.run(appId, account, r.reg_id)

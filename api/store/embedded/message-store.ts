@@ -46,7 +46,7 @@ export class EmbeddedMessageStore implements MessageStore {
   readonly #w: SqliteWriter
   readonly #s
   /** Receipts waiting for the next commit; counted per message in one UPDATE each. */
-  #pendingDelivered: Array<[MessageId, RegId, number]> = []
+  #pendingDelivered: Array<[MessageId, RegId, number]> | undefined
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#w = writer
@@ -139,13 +139,19 @@ export class EmbeddedMessageStore implements MessageStore {
   }
 
   recordDelivered(messageId: MessageId, regId: RegId, at: number): void {
-    if (this.#pendingDelivered.length === 0) this.#w.later(this.#flushDelivered)
+    if (!this.#pendingDelivered) {
+      // the op owns its batch: run again after a rollback, it writes the same receipts
+      const batch: Array<[MessageId, RegId, number]> = []
+      this.#pendingDelivered = batch
+      this.#w.later(() => {
+        if (this.#pendingDelivered === batch) this.#pendingDelivered = undefined
+        this.#flushDelivered(batch)
+      })
+    }
     this.#pendingDelivered.push([messageId, regId, at])
   }
 
-  readonly #flushDelivered = (): void => {
-    const batch = this.#pendingDelivered
-    this.#pendingDelivered = []
+  #flushDelivered(batch: Array<[MessageId, RegId, number]>): void {
     const counts = new Map<string, number>()
     for (const [messageId, regId, at] of batch) {
       if (this.#s.receipt.run(messageId, regId, at).changes > 0) {

@@ -55,8 +55,17 @@ export class SqliteWriter {
       this.#db.transaction(() => {
         for (const p of batch) p.op()
       })()
-    } catch {
-      // one op failed and rolled the batch back: run each alone so only the culprit fails
+    } catch (err) {
+      if (!isConstraintError(err)) {
+        // not the fault of one op (disk full, I/O): everything of the batch failed
+        for (const p of batch) {
+          if (p.reject) p.reject(err)
+          else this.#onError(err)
+        }
+        return
+      }
+      // one op broke a constraint and rolled the batch back: run each alone so only the
+      // culprit fails (ops take their inputs when queued, so running one again is safe)
       for (const p of batch) {
         try {
           this.#db.transaction(p.op)()
@@ -90,4 +99,8 @@ export class SqliteWriter {
       this.flush()
     })
   }
+}
+
+function isConstraintError(err: unknown): boolean {
+  return String((err as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_CONSTRAINT')
 }

@@ -12,7 +12,7 @@ import {
   upstreamTopic,
 } from '../../../../sdk/protocol/topics.js'
 import type { HttpDeps, HttpEnv } from '../../deps.js'
-import { deviceAuth, guarded, spend } from '../../middleware/auth.js'
+import { clientAddress, deviceAuth, guarded, spend } from '../../middleware/auth.js'
 import { readJson } from '../../middleware/body.js'
 import { nameParam } from '../../params.js'
 import { z } from 'zod'
@@ -37,6 +37,7 @@ export function deviceRoutes(deps: HttpDeps) {
   r.use('/device/*', browsers)
 
   r.post('/devices/register', async (c) => {
+    spend(deps.limits.registerPerAddress, clientAddress(c))
     const body = await readJson(c, RegisterRequestSchema)
     const app = await guarded(c, deps, () => deps.apps.authenticateKey(body.appId, body.appKey))
     spend(deps.limits.register, app.id)
