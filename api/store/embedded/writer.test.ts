@@ -54,3 +54,21 @@ describe('SqliteWriter', () => {
     expect(errors).toHaveLength(1)
   })
 })
+
+describe('SqliteWriter failures that are not one op', () => {
+  it('fails the whole batch without retrying each op', async () => {
+    const { writer, insert, db, rows } = setup()
+    let runs = 0
+    const a = writer.commit(() => {
+      runs++
+      insert.run(1)
+    })
+    const b = writer.commit(() => {
+      db.exec('SELECT * FROM no_such_table')
+    })
+    await expect(a).rejects.toThrow(/no such table/)
+    await expect(b).rejects.toThrow(/no such table/)
+    expect(runs).toBe(1)
+    expect(rows()).toEqual([])
+  })
+})

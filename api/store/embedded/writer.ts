@@ -102,5 +102,6 @@ export class SqliteWriter {
 }
 
 function isConstraintError(err: unknown): boolean {
-  return String((err as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_CONSTRAINT')
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')
 }
