@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest'
+import type { MessageId, RegId } from '../../core/model.js'
+import { openEmbeddedStore } from './index.js'
+
+describe('EmbeddedMessageStore receipts', () => {
+  it('keeps the receipts of a batch that another op rolled back', async () => {
+    const store = openEmbeddedStore({ dataDir: ':memory:', onWriteError: () => {} })
+    const id = 'm000000001aaaaaaaaaa' as MessageId
+    await store.messages.insertMessage({
+      id,
+      appId: 'ap00000000000001' as never,
+      targetType: 'regId',
+      target: { regIds: [] },
+      content: { kind: 'passThrough', payload: 'p' },
+      createdAt: 1_800_000_000_000,
+      expiresAt: 1_800_000_600_000,
+      state: 'dispatched',
+      funnel: { planned: 2, invalid: 0, filtered: 0, valid: 2, delivered: 0, clicked: 0 },
+    })
+    store.messages.recordDelivered(id, 'A'.repeat(22) as RegId, 1)
+    // an op of the same batch breaks a constraint: the batch is rolled back and run op by op
+    const clash = store.messages.insertMessage({ ...(await store.messages.getMessage(id))! })
+    store.messages.recordDelivered(id, 'B'.repeat(22) as RegId, 2)
+    await expect(clash).rejects.toThrow(/UNIQUE/)
+    await store.writer.commit(() => {})
+    expect((await store.messages.getMessage(id))?.funnel.delivered).toBe(2)
+    await store.close()
+  })
+})
