@@ -35,6 +35,7 @@ export async function startMqpush(env: Record<string, string> = {}): Promise<Mqp
     // the bench measures capacity, not the per-app protection limits
     MQPUSH_RATE_PUSH_PER_SEC: '1000000',
     MQPUSH_RATE_REGISTER_PER_SEC: '1000000',
+    MQPUSH_RATE_REGISTER_PER_ADDRESS_PER_SEC: '1000000',
     MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '1000000',
     ...env,
   }
@@ -98,13 +99,15 @@ export async function startMqpush(env: Record<string, string> = {}): Promise<Mqp
         Array.from({ length: 32 }, async () => {
           while (next < n) {
             const i = next++
-            const reg = (
-              await httpJson('POST', `${httpUrl}/v1/devices/register`, {
-                appId: app.appId,
-                appKey: app.appKey,
-                attributes: {},
-              })
-            ).body as { regId: string; token: string }
+            const res = await httpJson('POST', `${httpUrl}/v1/devices/register`, {
+              appId: app.appId,
+              appKey: app.appKey,
+              attributes: {},
+            })
+            if (res.status !== 200) {
+              throw new Error(`register: ${res.status} ${JSON.stringify(res.body)}`)
+            }
+            const reg = res.body as { regId: string; token: string }
             out[i] = { clientId: reg.regId, username: app.appId, password: reg.token }
           }
         }),

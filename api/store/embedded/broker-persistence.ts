@@ -95,6 +95,9 @@ class OutQueue {
 
   /** Removes every entry the predicate selects; returns them. */
   removeWhere(select: (e: QueueEntry) => boolean): QueueEntry[] {
+    let any = false
+    for (const e of this.entries()) if ((any = select(e))) break
+    if (!any) return []
     const removed: QueueEntry[] = []
     const kept: QueueEntry[] = []
     for (const e of this.entries()) (select(e) ? removed : kept).push(e)
