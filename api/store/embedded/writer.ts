@@ -17,11 +17,17 @@ interface Pending {
  *   crash is harmless (receipts whose packet stays queued, last-seen times, queue bookkeeping).
  * Ops run in the order they were queued, so a durable commit also covers every earlier op.
  */
+/** How long write-behind operations may wait for company before they are committed. */
+export const WRITE_BEHIND_DELAY_MS = 10
+/** …unless this many are queued. */
+export const WRITE_BEHIND_MAX_OPS = 5000
+
 export class SqliteWriter {
   readonly #db: Db
   readonly #onError: (err: unknown) => void
   #queue: Pending[] = []
-  #scheduled = false
+  #immediate: NodeJS.Immediate | undefined
+  #timer: NodeJS.Timeout | undefined
   #closed = false
 
   constructor(db: Db, onError: (err: unknown) => void) {
@@ -33,7 +39,7 @@ export class SqliteWriter {
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new Error('store is closed'))
       this.#queue.push({ op, resolve, reject })
-      this.#schedule()
+      this.#scheduleNow()
     })
   }
 
@@ -43,11 +49,15 @@ export class SqliteWriter {
       return
     }
     this.#queue.push({ op })
-    this.#schedule()
+    this.#scheduleSoon()
   }
 
   /** Commits everything queued now, synchronously. */
   flush(): void {
+    if (this.#immediate) clearImmediate(this.#immediate)
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#immediate = undefined
+    this.#timer = undefined
     const batch = this.#queue
     if (batch.length === 0) return
     this.#queue = []
@@ -91,13 +101,21 @@ export class SqliteWriter {
     return this.#queue.length
   }
 
-  #schedule(): void {
-    if (this.#scheduled) return
-    this.#scheduled = true
-    setImmediate(() => {
-      this.#scheduled = false
-      this.flush()
-    })
+  /** Somebody waits for durability: commit on the next turn of the event loop. */
+  #scheduleNow(): void {
+    if (this.#immediate) return
+    this.#immediate = setImmediate(() => this.flush())
+  }
+
+  /**
+   * Only write-behind work is queued: let it gather for a few milliseconds. A transaction
+   * writes every page it touched to the log, so one transaction of many receipts costs far
+   * less than many of a few (an offline device draining its queue acknowledges in bursts).
+   */
+  #scheduleSoon(): void {
+    if (this.#immediate || this.#timer) return
+    if (this.#queue.length >= WRITE_BEHIND_MAX_OPS) return this.#scheduleNow()
+    this.#timer = setTimeout(() => this.flush(), WRITE_BEHIND_DELAY_MS)
   }
 }
 
