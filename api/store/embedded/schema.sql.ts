@@ -135,4 +135,9 @@ export const MIGRATIONS: readonly string[] = [
     payload   BLOB
   ) STRICT, WITHOUT ROWID;
   `,
+  // 2: the broker reads its queues from memory; these indexes were only written, never read
+  `
+  DROP INDEX broker_outgoing_packet;
+  DROP INDEX broker_packets_expiry;
+  `,
 ]

@@ -1,0 +1,34 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, it } from 'vitest'
+import { DATABASE_FILE, openDatabase } from './database.js'
+import { MIGRATIONS } from './schema.sql.js'
+
+describe('openDatabase', () => {
+  it('migrates a database of an older schema and refuses a newer one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqpush-db-'))
+    try {
+      // a database as the first release left it
+      const old = new Database(join(dir, DATABASE_FILE))
+      old.exec(MIGRATIONS[0] as string)
+      old.pragma('user_version = 1')
+      old.close()
+      const db = openDatabase({ dataDir: dir })
+      expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length)
+      const indexes = (
+        db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index'`).all() as Array<{
+          name: string
+        }>
+      ).map((r) => r.name)
+      expect(indexes).not.toContain('broker_outgoing_packet')
+      expect(indexes).toContain('devices_active')
+      db.pragma(`user_version = ${MIGRATIONS.length + 1}`)
+      db.close()
+      expect(() => openDatabase({ dataDir: dir })).toThrow(/newer mqpush/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
