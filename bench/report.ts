@@ -84,7 +84,7 @@ const ROWS: Row[] = [
     budget: (m) => verdict(m === 0, '0'),
   },
   {
-    figure: 'unicast: accepted push requests per second (closed loop)',
+    figure: 'unicast: accepted push requests per second (closed loop, wrk)',
     get: (r) => r.unicast?.maxAcceptedPerSec,
     unit: '/s',
     better: 'higher',
