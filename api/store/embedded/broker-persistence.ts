@@ -197,16 +197,11 @@ export class EmbeddedBrokerPersistence {
       ),
       deletePacket: db.prepare('DELETE FROM broker_packets WHERE id = ?'),
       insertOut: db.prepare(
-        'INSERT INTO broker_outgoing (client_id, seq, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
       ),
-      updateOut: db.prepare(
-        'UPDATE broker_outgoing SET message_id = ?, cmd = ? WHERE client_id = ? AND seq = ?',
-      ),
-      updateOutPacket: db.prepare(
-        'UPDATE broker_outgoing SET packet_id = ? WHERE client_id = ? AND seq = ?',
-      ),
-      deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE client_id = ? AND seq = ?'),
-      deleteOutOf: db.prepare('DELETE FROM broker_outgoing WHERE client_id = ?'),
+      updateOut: db.prepare('UPDATE broker_outgoing SET message_id = ?, cmd = ? WHERE seq = ?'),
+      updateOutPacket: db.prepare('UPDATE broker_outgoing SET packet_id = ? WHERE seq = ?'),
+      deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE seq = ?'),
       upsertIncoming: db.prepare(
         `INSERT INTO broker_incoming (client_id, message_id, meta, payload) VALUES (?, ?, ?, ?)
          ON CONFLICT (client_id, message_id) DO UPDATE SET meta = excluded.meta, payload = excluded.payload`,
@@ -283,6 +278,7 @@ export class EmbeddedBrokerPersistence {
       })
       if (r.id >= this.#nextPacketId) this.#nextPacketId = r.id + 1
     }
+    const stale: number[] = []
     for (const r of db
       .prepare<
         [],
@@ -293,13 +289,15 @@ export class EmbeddedBrokerPersistence {
           message_id: number | null
           cmd: string | null
         }
-      >(
-        'SELECT client_id, seq, packet_id, message_id, cmd FROM broker_outgoing ORDER BY client_id, seq',
-      )
+      >('SELECT client_id, seq, packet_id, message_id, cmd FROM broker_outgoing ORDER BY seq')
       .iterate()) {
       const cmd = r.cmd === 'pubrel' ? 'pubrel' : 'publish'
       const stored = cmd === 'publish' ? this.#packets.get(r.packet_id) : undefined
-      if (cmd === 'publish' && !stored) continue // its packet expired and was swept
+      if (cmd === 'publish' && !stored) {
+        // a row whose packet is gone (a crash between two write-behind deletes): drop it
+        stale.push(r.seq)
+        continue
+      }
       if (stored) stored.refs++
       this.#queueOf(r.client_id, true).push({
         seq: r.seq,
@@ -309,6 +307,11 @@ export class EmbeddedBrokerPersistence {
         committed: true,
       })
       if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1
+    }
+    if (stale.length > 0) {
+      db.transaction(() => {
+        for (const seq of stale) this.#s.deleteOut.run(seq)
+      })()
     }
     // packets nobody references any more (acknowledged before a crash) go now
     const orphans = [...this.#packets.values()].filter((p) => p.refs === 0)
@@ -516,7 +519,7 @@ export class EmbeddedBrokerPersistence {
     await this.#w.commit(() => {
       this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
       for (const [clientId, seq] of rows) {
-        this.#s.insertOut.run(clientId, seq, stored.id, null, null)
+        this.#s.insertOut.run(seq, clientId, stored.id, null, null)
       }
     })
     for (const e of entries) e.committed = true
@@ -554,7 +557,7 @@ export class EmbeddedBrokerPersistence {
       e.stored = undefined
       const { seq, messageId } = e
       this.#w.later(() => {
-        this.#s.updateOut.run(messageId ?? null, 'pubrel', client.id, seq)
+        this.#s.updateOut.run(messageId ?? null, 'pubrel', seq)
       })
     } else if (replace) {
       this.#release(e.stored)
@@ -566,7 +569,7 @@ export class EmbeddedBrokerPersistence {
       const { seq } = e
       this.#w.later(() => {
         this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
-        this.#s.updateOutPacket.run(stored.id, client.id, seq)
+        this.#s.updateOutPacket.run(stored.id, seq)
       })
     }
   }
@@ -581,7 +584,7 @@ export class EmbeddedBrokerPersistence {
     const result = this.#materialize(e)
     this.#release(e.stored)
     this.#w.later(() => {
-      this.#s.deleteOut.run(client.id, e.seq)
+      this.#s.deleteOut.run(e.seq)
     })
     return result
   }
@@ -674,15 +677,20 @@ export class EmbeddedBrokerPersistence {
   /** Forgets a client entirely: subscriptions, queue, incoming packets and will. */
   async dropClient(clientId: string): Promise<void> {
     const q = this.#outgoing.get(clientId)
+    const seqs: number[] = []
     if (q) {
-      for (const e of q.entries()) this.#release(e.stored)
+      for (const e of q.entries()) {
+        this.#release(e.stored)
+        seqs.push(e.seq)
+      }
       this.#outgoing.delete(clientId)
     }
     this.#incoming.delete(clientId)
     this.#wills.delete(clientId)
     await this.cleanSubscriptions({ id: clientId })
     return this.#w.commit(() => {
-      this.#s.deleteOutOf.run(clientId)
+      // queue rows are keyed by sequence only: the memory knows which are this client's
+      for (const seq of seqs) this.#s.deleteOut.run(seq)
       this.#s.deleteIncomingOf.run(clientId)
       this.#s.deleteWill.run(clientId)
     })
@@ -711,7 +719,7 @@ export class EmbeddedBrokerPersistence {
       if (q.live === 0) this.#outgoing.delete(clientId)
     }
     await this.#w.commit(() => {
-      for (const [clientId, seq] of removed) this.#s.deleteOut.run(clientId, seq)
+      for (const [, seq] of removed) this.#s.deleteOut.run(seq)
     })
     return removed.length
   }

@@ -14,6 +14,11 @@ describe('openDatabase', () => {
       const old = new Database(join(dir, DATABASE_FILE))
       old.exec(MIGRATIONS[0] as string)
       old.pragma('user_version = 1')
+      old
+        .prepare(
+          'INSERT INTO broker_outgoing (client_id, seq, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
+        )
+        .run('c1', 7, 3, null, null)
       old.close()
       const db = openDatabase({ dataDir: dir })
       expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length)
@@ -24,6 +29,10 @@ describe('openDatabase', () => {
       ).map((r) => r.name)
       expect(indexes).not.toContain('broker_outgoing_packet')
       expect(indexes).toContain('devices_active')
+      // queued entries survive the change of the queue table's key
+      expect(db.prepare('SELECT seq, client_id, packet_id FROM broker_outgoing').all()).toEqual([
+        { seq: 7, client_id: 'c1', packet_id: 3 },
+      ])
       db.pragma(`user_version = ${MIGRATIONS.length + 1}`)
       db.close()
       expect(() => openDatabase({ dataDir: dir })).toThrow(/newer mqpush/)

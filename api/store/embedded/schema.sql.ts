@@ -140,4 +140,20 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX broker_outgoing_packet;
   DROP INDEX broker_packets_expiry;
   `,
+  // 3: queue entries keyed by their global sequence alone: a broadcast appends at the end of
+  // one B-tree instead of writing into every client's part of it, and acknowledgements of one
+  // publish delete neighbouring rows. The broker reads queues from memory, ordered by seq.
+  `
+  CREATE TABLE broker_outgoing_by_seq (
+    seq        INTEGER PRIMARY KEY,
+    client_id  TEXT NOT NULL,
+    packet_id  INTEGER NOT NULL,
+    message_id INTEGER,
+    cmd        TEXT
+  ) STRICT;
+  INSERT INTO broker_outgoing_by_seq (seq, client_id, packet_id, message_id, cmd)
+    SELECT seq, client_id, packet_id, message_id, cmd FROM broker_outgoing;
+  DROP TABLE broker_outgoing;
+  ALTER TABLE broker_outgoing_by_seq RENAME TO broker_outgoing;
+  `,
 ]
