@@ -63,6 +63,11 @@ export async function broadcast(
   to: 'all' | 'topic',
 ): Promise<BroadcastResult> {
   if (to === 'topic') await target.joinTopic(devices)
+  // one unmeasured round first, for every target alike: steady state, not the first call's
+  // compilation and cache filling
+  await pool.reset()
+  await target.broadcast(to, `warm-up ${to}`)
+  await pool.waitFor((st) => st.distinct >= devices.length, 120_000)
   await pool.reset()
   const t0 = Date.now()
   await target.broadcast(to, `broadcast ${to}`)
