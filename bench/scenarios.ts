@@ -113,22 +113,30 @@ export async function unicast(
     })
 
   // open loop at a fixed rate: requests leave on schedule whatever the answers do
-  await pool.reset()
-  const total = o.rate * o.seconds
-  let accepted = 0
-  const inflight: Array<Promise<void>> = []
-  const start = now()
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / o.rate
-    const wait = due - now()
-    if (wait > 1) await sleep(wait)
-    inflight.push(
-      pushOne(i).then((status) => {
-        if (status === 200) accepted++
-      }),
-    )
+  const openLoop = async (seconds: number) => {
+    const total = o.rate * seconds
+    let ok = 0
+    const inflight: Array<Promise<void>> = []
+    const start = now()
+    for (let i = 0; i < total; i++) {
+      const due = start + (i * 1000) / o.rate
+      const wait = due - now()
+      if (wait > 1) await sleep(wait)
+      inflight.push(
+        pushOne(i).then((status) => {
+          if (status === 200) ok++
+        }),
+      )
+    }
+    await Promise.all(inflight)
+    return ok
   }
-  await Promise.all(inflight)
+  // two unmeasured seconds at the same rate first: steady state, not the service's warm-up
+  await pool.reset()
+  const warm = await openLoop(2)
+  await pool.waitFor((st) => st.distinct >= warm, 30_000)
+  await pool.reset()
+  const accepted = await openLoop(o.seconds)
   const s = await pool.waitFor((st) => st.distinct >= accepted, 30_000)
   const lat = s.latencies.sort((a, b) => a - b)
 
