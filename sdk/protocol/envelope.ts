@@ -92,8 +92,8 @@ export function readEnvelopeExpiry(bytes: Uint8Array): number | undefined {
 /** Reads the message id from an encoded envelope without parsing it. */
 export function readEnvelopeId(bytes: Uint8Array): MessageId | undefined {
   if (readEnvelopeExpiry(bytes) === undefined) return undefined
-  let id = ''
-  for (let i = ID_OFFSET; i < MID_OFFSET; i++) id += String.fromCharCode(bytes[i] as number)
+  // one call per delivered packet (the PUBACK receipt): decode the 20 bytes at once
+  const id = String.fromCharCode(...bytes.subarray(ID_OFFSET, MID_OFFSET))
   return isMessageId(id) ? id : undefined
 }
 

@@ -1,4 +1,5 @@
 import { ErrorCode } from '../../../sdk/protocol/error-codes.js'
+import { isoTime } from '../time.js'
 import { isRegId } from '../../../sdk/protocol/ids.js'
 import { MAX_DEVICES_PER_USER_ACCOUNT } from '../../../sdk/protocol/limits.js'
 import type { DeviceInfo } from '../../../sdk/protocol/responses.js'
@@ -34,8 +35,6 @@ export interface RegisterInput {
   installationId?: string | undefined
   attributes: DeviceAttributes
 }
-
-const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString())
 
 /** Devices: registration (§4.2.2), aliases and userAccounts (§4.2.3), topics (§4.2.1). */
 export class DeviceService {
@@ -199,8 +198,8 @@ export class DeviceService {
       valid: device.invalidatedAt === undefined,
       online: this.#d.sessions.isOnline(device.regId),
       registeredAt: new Date(device.registeredAt).toISOString(),
-      lastSeenAt: iso(device.lastSeenAt),
-      invalidatedAt: iso(device.invalidatedAt),
+      lastSeenAt: isoTime(device.lastSeenAt),
+      invalidatedAt: isoTime(device.invalidatedAt),
       attributes: device.attributes,
       aliases: aliases.sort(),
       userAccounts: userAccounts.sort(),

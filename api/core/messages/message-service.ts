@@ -1,4 +1,5 @@
 import { ErrorCode } from '../../../sdk/protocol/error-codes.js'
+import { isoTime } from '../time.js'
 import { isMessageId } from '../../../sdk/protocol/ids.js'
 import { DEFAULT_TTL_MS } from '../../../sdk/protocol/limits.js'
 import type { MessageStatus, PushResponse } from '../../../sdk/protocol/responses.js'
@@ -8,8 +9,6 @@ import { newMessageId } from '../ids.js'
 import type { AppId, MessageContent, MessageRecord } from '../model.js'
 import { type SendContext, type SendDeps, targetTypeOf } from './send-context.js'
 import { SEND_STEPS } from './send-steps.js'
-
-const iso = (t: number) => new Date(t).toISOString()
 
 /** Messages: send through the pipeline, report status and funnel, recover after a crash. */
 export class MessageService {
@@ -40,7 +39,7 @@ export class MessageService {
     return {
       messageId: ctx.id,
       state: ctx.sendNow ? 'dispatched' : 'accepted',
-      expiresAt: iso(ctx.expiresAt),
+      expiresAt: isoTime(ctx.expiresAt),
       funnel: { ...ctx.funnel, delivered: 0, clicked: 0 },
     }
   }
@@ -55,8 +54,8 @@ export class MessageService {
       targetType: m.targetType,
       ...(m.target.topic !== undefined && { topic: m.target.topic }),
       state: m.state,
-      createdAt: iso(m.createdAt),
-      expiresAt: iso(m.expiresAt),
+      createdAt: isoTime(m.createdAt),
+      expiresAt: isoTime(m.expiresAt),
       expired: m.expiresAt <= this.#deps.clock.now(),
       funnel: m.funnel,
     }
