@@ -162,6 +162,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     messages,
     receipts,
     adminToken,
+    backup: () => store.backup(join(config.dataDir, 'backups'), clock.now()),
     limits: {
       push: new MemoryRateLimiter({
         ratePerSec: config.pushRatePerSec,

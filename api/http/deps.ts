@@ -13,6 +13,8 @@ export interface HttpDeps {
   messages: MessageService
   receipts: ReceiptService
   adminToken: string
+  /** Writes a consistent copy of the store while serving; where it went and its size. */
+  backup(): Promise<{ file: string; bytes: number }>
   limits: {
     /** Push requests, keyed by app id. */
     push: RateLimiter

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { LeanHttpSender } from '../load/http-sender.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { httpJson } from './http.js'
 import { freePort, type Target, waitUntil } from './target.js'
@@ -65,6 +66,7 @@ export async function startMqpush(env: Record<string, string> = {}): Promise<Mqp
   ).body as { apps: Array<{ appId: string; appKey: string; appSecret: string }> }
   const app = apps.apps[0]!
   const auth = { authorization: `Bearer ${app.appSecret}` }
+  let sender: LeanHttpSender | undefined
   const post = async (path: string, body: unknown) => {
     const res = await httpJson('POST', httpUrl + path, body, auth)
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${JSON.stringify(res.body)}`)
@@ -137,14 +139,18 @@ export async function startMqpush(env: Record<string, string> = {}): Promise<Mqp
       )
     },
     async push(body) {
-      return (await httpJson('POST', `${httpUrl}/v1/messages`, body, auth)).status
+      sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, auth, 512)
+      return sender.post(JSON.stringify(body))
     },
     async crashAndRestart() {
+      sender?.close()
+      sender = undefined
       child.kill('SIGKILL')
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
       return spawnService()
     },
     async stop() {
+      sender?.close()
       child.kill('SIGTERM')
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
       rmSync(dataDir, { recursive: true, force: true })

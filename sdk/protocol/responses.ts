@@ -74,6 +74,14 @@ export interface AppInfo {
   createdAt: string
 }
 
+/** `POST /admin/v1/backups`: a consistent copy of the embedded database. */
+export interface BackupInfo {
+  /** Path of the copy on the service's machine (`<data dir>/backups/mqpush-<UTC time>.db`). */
+  file: string
+  bytes: number
+  tookMs: number
+}
+
 /** §4.2.2: why a regId stopped being valid. */
 export type InvalidReason = 'unregistered' | 'reinstalled' | 'inactive'
 

@@ -1,3 +1,5 @@
+import Database from 'better-sqlite3'
+import { statSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCode } from '../../sdk/protocol/error-codes.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
@@ -76,6 +78,57 @@ describe('service: admin token from the environment', () => {
       expect(res.status).toBe(200)
     } finally {
       await s.stop()
+    }
+  })
+})
+
+describe('service: one process per data directory, backups while serving', () => {
+  it('refuses a second service on the same data directory', async () => {
+    const s = await startTestServer()
+    try {
+      await expect(startTestServer({ dataDir: s.dataDir })).rejects.toThrow(
+        /in use by another process/,
+      )
+      // the first one still serves
+      expect((await s.http('GET', '/healthz')).status).toBe(200)
+    } finally {
+      await s.stop(true)
+    }
+  })
+
+  it('writes a consistent copy with POST /admin/v1/backups, admin token only', async () => {
+    const s = await startTestServer()
+    try {
+      const reg = await s.register()
+      const pushed = await s.push({
+        target: { regIds: [reg.regId] },
+        kind: 'passThrough',
+        payload: 'kept in the backup',
+      })
+      expect(pushed.status).toBe(200)
+
+      const refused = await s.http('POST', '/admin/v1/backups', { auth: 'Bearer nope' })
+      expect(refused.status).toBe(401)
+
+      const res = await s.http('POST', '/admin/v1/backups', { auth: `Bearer ${s.adminToken}` })
+      expect(res.status).toBe(201)
+      expect(res.body.file).toMatch(/backups\/mqpush-\d{8}T\d{6}Z\.db$/)
+      expect(res.body.bytes).toBe(statSync(res.body.file).size)
+
+      // the copy opens on its own (as a restore would) and holds what was written
+      const copy = new Database(res.body.file, { readonly: true })
+      try {
+        const device = copy.prepare('SELECT reg_id FROM devices WHERE reg_id = ?').get(reg.regId)
+        expect(device).toEqual({ reg_id: reg.regId })
+        const message = copy
+          .prepare('SELECT id FROM messages WHERE id = ?')
+          .get(pushed.body.messageId)
+        expect(message).toEqual({ id: pushed.body.messageId })
+      } finally {
+        copy.close()
+      }
+    } finally {
+      await s.stop(true)
     }
   })
 })

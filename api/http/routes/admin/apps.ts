@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import type { AppInfo } from '../../../../sdk/protocol/responses.js'
+import type { AppInfo, BackupInfo } from '../../../../sdk/protocol/responses.js'
 import { CreateAppRequestSchema } from '../../../../sdk/protocol/schemas.js'
 import type { App, AppId } from '../../../core/model.js'
 import type { HttpDeps, HttpEnv } from '../../deps.js'
@@ -14,7 +14,7 @@ export const appInfo = (a: App): AppInfo => ({
   createdAt: new Date(a.createdAt).toISOString(),
 })
 
-/** The operator surface (admin token): apps and their credentials. */
+/** The operator surface (admin token): apps and their credentials, backups. */
 export function adminRoutes(deps: HttpDeps) {
   const r = new Hono<HttpEnv>()
   r.use('*', adminAuth(deps))
@@ -26,5 +26,12 @@ export function adminRoutes(deps: HttpDeps) {
   r.get('/apps/:appId', async (c) =>
     c.json(appInfo(await deps.apps.getApp(c.req.param('appId') as AppId))),
   )
+  // the service holds its database locked: this is how to copy it without stopping
+  r.post('/backups', async (c) => {
+    const started = Date.now()
+    const { file, bytes } = await deps.backup()
+    const body: BackupInfo = { file, bytes, tookMs: Date.now() - started }
+    return c.json(body, 201)
+  })
   return r
 }

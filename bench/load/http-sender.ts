@@ -1,0 +1,103 @@
+import { connect, type Socket } from 'node:net'
+
+interface Waiter {
+  resolve: (status: number) => void
+  reject: (err: Error) => void
+}
+
+interface Conn {
+  socket: Socket
+  buffered: Buffer
+  waiter: Waiter | undefined
+}
+
+/**
+ * The bench's sender of push requests: keep-alive HTTP/1.1 over plain sockets, one request in
+ * flight per connection, the request bytes written in one call and the answer read only as far
+ * as its status and length. node:http spends about as much CPU per request as the service
+ * answering it, and the sender shares the two cores with what it measures.
+ * Answers must carry Content-Length (the service's do).
+ */
+export class LeanHttpSender {
+  readonly #host: string
+  readonly #port: number
+  readonly #head: string
+  readonly #idle: Conn[] = []
+  readonly #all = new Set<Conn>()
+  readonly #queue: Array<{ body: string; waiter: Waiter }> = []
+  readonly #maxConnections: number
+
+  constructor(url: string, headers: Record<string, string>, maxConnections: number) {
+    const u = new URL(url)
+    this.#host = u.hostname
+    this.#port = Number(u.port)
+    this.#maxConnections = maxConnections
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')
+    this.#head =
+      `POST ${u.pathname} HTTP/1.1\r\nhost: ${u.host}\r\nconnection: keep-alive\r\n` +
+      `content-type: application/json\r\n${extra}content-length: `
+  }
+
+  /** POSTs a JSON body; resolves with the status code. */
+  post(body: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject }
+      const conn = this.#idle.pop() ?? this.#open()
+      if (conn) this.#send(conn, body, waiter)
+      else this.#queue.push({ body, waiter })
+    })
+  }
+
+  close(): void {
+    for (const c of this.#all) c.socket.destroy()
+    this.#all.clear()
+    this.#idle.length = 0
+  }
+
+  #open(): Conn | undefined {
+    if (this.#all.size >= this.#maxConnections) return undefined
+    const socket = connect({ host: this.#host, port: this.#port, noDelay: true })
+    const conn: Conn = { socket, buffered: Buffer.alloc(0), waiter: undefined }
+    this.#all.add(conn)
+    socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk))
+    const fail = (err: Error) => {
+      this.#all.delete(conn)
+      const i = this.#idle.indexOf(conn)
+      if (i >= 0) this.#idle.splice(i, 1)
+      conn.waiter?.reject(err)
+      conn.waiter = undefined
+    }
+    socket.on('error', fail)
+    socket.on('close', () => fail(new Error('connection closed')))
+    return conn
+  }
+
+  #send(conn: Conn, body: string, waiter: Waiter): void {
+    conn.waiter = waiter
+    conn.socket.write(`${this.#head}${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  }
+
+  #onData(conn: Conn, chunk: Buffer): void {
+    conn.buffered = conn.buffered.length ? Buffer.concat([conn.buffered, chunk]) : chunk
+    const end = conn.buffered.indexOf('\r\n\r\n')
+    if (end < 0) return
+    const head = conn.buffered.toString('latin1', 0, end)
+    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head)
+    if (!length) {
+      conn.socket.destroy(new Error('an answer without Content-Length'))
+      return
+    }
+    const total = end + 4 + Number(length[1])
+    if (conn.buffered.length < total) return
+    conn.buffered = conn.buffered.subarray(total)
+    const status = Number(head.slice(9, 12))
+    const waiter = conn.waiter
+    conn.waiter = undefined
+    const next = this.#queue.shift()
+    if (next) this.#send(conn, next.body, next.waiter)
+    else this.#idle.push(conn)
+    waiter?.resolve(status)
+  }
+}
