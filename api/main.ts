@@ -74,6 +74,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     toDevices: (a, p) => dispatcher().toDevices(a, p),
     toTopic: (a, t, p) => dispatcher().toTopic(a, t, p),
     toAll: (a, p) => dispatcher().toAll(a, p),
+    queuedMessageIds: () => dispatcher().queuedMessageIds(),
   }
 
   const apps = new AppService({ apps: store.apps, clock })

@@ -1,4 +1,5 @@
 import type { Aedes } from 'aedes'
+import { readEnvelopeId } from '../sdk/protocol/envelope.js'
 import type { AppId, RegId } from '../sdk/protocol/ids.js'
 import { appTopic, broadcastTopic, inboxTopic } from '../sdk/protocol/topics.js'
 import type { BrokerPersistence } from './ports.js'
@@ -47,6 +48,14 @@ export function createDispatcher(aedes: Aedes, persistence: BrokerPersistence) {
     },
     toAll(appId: AppId, payload: Buffer): Promise<void> {
       return publish(broadcastTopic(appId), payload)
+    },
+    queuedMessageIds(): Set<string> {
+      const ids = new Set<string>()
+      for (const payload of persistence.queuedPayloads?.() ?? []) {
+        const id = readEnvelopeId(payload)
+        if (id) ids.add(id)
+      }
+      return ids
     },
   }
 }

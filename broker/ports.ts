@@ -69,4 +69,6 @@ export interface BrokerPersistence {
   outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<unknown>
   /** Extension: forget a client entirely (subscriptions, queue, incoming, will). */
   dropClient?(clientId: string): Promise<void>
+  /** Extension: the payloads of every packet still queued for some client. */
+  queuedPayloads?(): Iterable<Buffer>
 }

@@ -259,6 +259,9 @@ export class MqpushDevice extends TypedEmitter<MqpushDeviceEvents> {
    */
   async reportClick(messageId: string): Promise<void> {
     const reg = await this.#registration()
+    // the service counts a click only once the message's PUBACK is in: a message still being
+    // handled (a click from inside a listener) is acknowledged first
+    if (this.#handling.size > 0) await Promise.allSettled([...this.#handling])
     const client = this.#client
     if (client?.connected) {
       const report: ClickReport = { id: messageId as ClickReport['id'] }

@@ -9,6 +9,12 @@ export interface Dispatcher {
   toDevices(appId: AppId, packets: ReadonlyArray<{ regId: RegId; payload: Buffer }>): Promise<void>
   toTopic(appId: AppId, topic: string, payload: Buffer): Promise<void>
   toAll(appId: AppId, payload: Buffer): Promise<void>
+  /**
+   * Ids of the messages that still have packets queued for some device. At start, a message
+   * stored as accepted but found here was dispatched before a crash (its dispatched mark was
+   * write-behind), so it must not be dispatched again.
+   */
+  queuedMessageIds(): Set<string>
 }
 
 /**

@@ -63,17 +63,21 @@ export class MessageService {
 
   /**
    * Hands to the broker the messages that were accepted but not dispatched when the process
-   * stopped (a crash between the two). Expired ones are only marked. Returns how many were sent.
+   * stopped (a crash between the two). Expired ones are only marked, and so are those whose
+   * packets the broker still holds: their dispatched mark was lost, not their dispatch (the
+   * store commits in order, so the mark is lost only with every acknowledgement after it).
+   * Returns how many were sent.
    */
   async recover(): Promise<number> {
     let sent = 0
     const now = this.#deps.clock.now()
+    const queued = this.#deps.dispatcher.queuedMessageIds()
     for (;;) {
       const batch = await this.#deps.messages.listAccepted(100)
       if (batch.length === 0) return sent
       for (const m of batch) {
-        if (m.expiresAt <= now) {
-          await this.#deps.messages.markDispatched(m.id)
+        if (m.expiresAt <= now || queued.has(m.id)) {
+          this.#deps.messages.markDispatched(m.id)
           continue
         }
         const ctx = contextOf(m)

@@ -7,13 +7,12 @@ export interface MessageStore {
   insertMessage(message: MessageRecord): Promise<void>
   getMessage(id: MessageId): Promise<MessageRecord | undefined>
   /**
-   * The broker has the message; the funnel counts are final up to `valid`. Durable once the
-   * promise resolves, so a restart does not dispatch it again.
+   * The broker has the message; the funnel counts are final up to `valid`. Write-behind:
+   * visible to `getMessage` at once, durable within milliseconds. A crash in between makes the
+   * restart dispatch the message again (at least once, as MQTT QoS 1: same message id, which
+   * devices drop as a duplicate).
    */
-  markDispatched(
-    id: MessageId,
-    funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>,
-  ): Promise<void>
+  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void
   /** Messages still `accepted` (not handed to the broker), oldest first. */
   listAccepted(limit: number): Promise<MessageRecord[]>
   /** Write-behind, idempotent per (message, device): counts each device once. */

@@ -37,6 +37,8 @@ export interface SendContext {
   isNew: boolean
   /** Set by the pace step: the message leaves now. Scheduled and smooth pushes will clear it. */
   sendNow: boolean
+  /** The commit of a new message's row, queued by the persist step. */
+  persisted?: Promise<void> | undefined
 }
 
 /** A stage of the delivery pipeline (ARCHITECTURE: resolve → filter → pace → broker). */

@@ -4,9 +4,18 @@ import { resolveTargets } from '../targeting/resolve-targets.js'
 import type { RegId } from '../model.js'
 import { type SendContext, type SendStep, toRecord } from './send-context.js'
 
-/** Persist stage: the message is accepted once this commit is durable. */
+/**
+ * Persist stage: the message is accepted once this commit is durable. The commit is queued
+ * here and awaited by the next steps: a message that leaves now shares its transaction with
+ * its queue entries (the store's writer commits in order, so the row is never later than
+ * them); one that waits is awaited by the pace step.
+ */
 export const persistMessage: SendStep = async (ctx, deps) => {
-  if (ctx.isNew) await deps.messages.insertMessage(toRecord(ctx))
+  if (!ctx.isNew) return
+  const persisted = deps.messages.insertMessage(toRecord(ctx))
+  // handled where it is awaited; this keeps a failure from counting as unhandled meanwhile
+  persisted.catch(() => {})
+  ctx.persisted = persisted
 }
 
 /**
@@ -19,7 +28,15 @@ export const paceMessage: SendStep = async (ctx) => {
 
 /** Dispatch stage: hands the message to the broker, then records it as dispatched. */
 export const dispatchMessage: SendStep = async (ctx, deps) => {
-  if (!ctx.sendNow) return
+  if (!ctx.sendNow) {
+    await ctx.persisted
+    return
+  }
+  await Promise.all([ctx.persisted, handToBroker(ctx, deps)])
+  deps.messages.markDispatched(ctx.id, ctx.funnel)
+}
+
+async function handToBroker(ctx: SendContext, deps: Parameters<SendStep>[1]): Promise<void> {
   if (ctx.broadcast?.type === 'topic') {
     await deps.dispatcher.toTopic(ctx.appId, ctx.broadcast.topic, payloadFor(ctx, ctx.broadcast))
   } else if (ctx.broadcast?.type === 'all') {
@@ -39,7 +56,6 @@ export const dispatchMessage: SendStep = async (ctx, deps) => {
     }
     await deps.dispatcher.toDevices(ctx.appId, packets)
   }
-  await deps.messages.markDispatched(ctx.id, ctx.funnel)
 }
 
 function payloadFor(ctx: SendContext, target: EnvelopeTarget): Buffer {

@@ -323,6 +323,13 @@ export class EmbeddedBrokerPersistence {
     }
   }
 
+  /** Extension: the payloads of every packet still queued for some client. */
+  *queuedPayloads(): IterableIterator<Buffer> {
+    for (const p of this.#packets.values()) {
+      if (p.refs > 0 && Buffer.isBuffer(p.packet.payload)) yield p.packet.payload
+    }
+  }
+
   // --- retained ---------------------------------------------------------------------------
 
   async storeRetained(pkt: AnyPacket): Promise<void> {

@@ -47,6 +47,11 @@ export class EmbeddedMessageStore implements MessageStore {
   readonly #s
   /** Receipts waiting for the next commit; counted per message in one UPDATE each. */
   #pendingDelivered: Array<[MessageId, RegId, number]> | undefined
+  /** Dispatched marks waiting for the next commit. */
+  readonly #pendingDispatched = new Map<
+    MessageId,
+    Omit<MessageFunnel, 'delivered' | 'clicked'> | undefined
+  >()
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#w = writer
@@ -110,18 +115,25 @@ export class EmbeddedMessageStore implements MessageStore {
 
   async getMessage(id: MessageId): Promise<MessageRecord | undefined> {
     const row = this.#s.get.get(id)
-    return row && toRecord(row)
+    if (!row) return undefined
+    const m = toRecord(row)
+    if (this.#pendingDispatched.has(id)) {
+      m.state = 'dispatched'
+      const funnel = this.#pendingDispatched.get(id)
+      if (funnel) m.funnel = { ...m.funnel, ...funnel }
+    }
+    return m
   }
 
   async messageBelongsTo(id: MessageId, appId: AppId): Promise<boolean> {
     return this.#s.belongs.get(id, appId) !== undefined
   }
 
-  markDispatched(
-    id: MessageId,
-    funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>,
-  ): Promise<void> {
-    return this.#w.commit(() => {
+  markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void {
+    // write-behind: readers see the mark at once, the row gets it with the next commit
+    this.#pendingDispatched.set(id, funnel)
+    this.#w.later(() => {
+      this.#pendingDispatched.delete(id)
       if (funnel) {
         this.#s.dispatchedFunnel.run(
           funnel.planned,
@@ -135,7 +147,11 @@ export class EmbeddedMessageStore implements MessageStore {
   }
 
   async listAccepted(limit: number): Promise<MessageRecord[]> {
-    return this.#s.accepted.all(limit).map(toRecord)
+    const rows = this.#s.accepted.all(limit + this.#pendingDispatched.size)
+    return rows
+      .filter((r) => !this.#pendingDispatched.has(r.id as MessageId))
+      .slice(0, limit)
+      .map(toRecord)
   }
 
   recordDelivered(messageId: MessageId, regId: RegId, at: number): void {
