@@ -1,10 +1,10 @@
 import { Hono } from 'hono'
-import { secureHeaders } from 'hono/secure-headers'
 import { ErrorCode } from '../../sdk/protocol/error-codes.js'
 import { ApiError } from '../core/errors.js'
 import type { HttpDeps, HttpEnv } from './deps.js'
 import { limitBody } from './middleware/body.js'
 import { createOnError, errorResponse } from './middleware/errors.js'
+import { securityHeaders } from './middleware/security-headers.js'
 import { adminRoutes } from './routes/admin/apps.js'
 import { deviceRoutes } from './routes/v1/devices.js'
 import { serverRoutes } from './routes/v1/server.js'
@@ -17,7 +17,7 @@ export function createHttpApp(deps: HttpDeps): Hono<HttpEnv> {
   const app = new Hono<HttpEnv>()
   app.onError(createOnError(deps.log))
   app.notFound((c) => errorResponse(c, new ApiError(ErrorCode.NOT_FOUND)))
-  app.use('*', secureHeaders({ crossOriginResourcePolicy: false }))
+  app.use('*', securityHeaders())
   app.use('*', limitBody(deps.bodyLimitBytes))
 
   app.get('/healthz', (c) =>

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import { statSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SECURITY_HEADERS } from '../../api/http/middleware/security-headers.js'
 import { ErrorCode } from '../../sdk/protocol/error-codes.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
 
@@ -60,6 +61,17 @@ describe('service: health, admin API and apps', () => {
     expect(res.status).toBe(400)
     expect(res.body).toMatchObject({ code: ErrorCode.INVALID_REQUEST, http: 400 })
     expect(res.body.link).toBe(`docs/errors.md#${ErrorCode.INVALID_REQUEST}`)
+  })
+
+  it('sends the security headers with every answer, errors included', async () => {
+    for (const res of [
+      await s.http('GET', '/healthz'),
+      await s.http('GET', '/admin/v1/apps', { auth: 'Bearer nope' }),
+      await s.http('GET', '/v1/nothing-here'),
+    ]) {
+      for (const [name, value] of SECURITY_HEADERS) expect(res.headers.get(name)).toBe(value)
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/)
+    }
   })
 
   it('answers unknown routes with the error envelope', async () => {
