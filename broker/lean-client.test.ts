@@ -90,6 +90,24 @@ describe('leanClient', () => {
     expect(client.duplicates['__proto__']).toBe(3)
   })
 
+  it('answers a QoS 2 publish (inbound window) and keeps its listeners working', async () => {
+    const a = open()
+    let errors = 0
+    a.client.on('error', () => errors++)
+    a.send(connect('q2'))
+    await until(() => a.packets.length === 1)
+    a.send({ cmd: 'publish', topic: 't', payload: 'x', qos: 2, messageId: 5 })
+    await until(() => a.packets.length === 2)
+    expect(a.packets[1]).toMatchObject({ cmd: 'pubrec', messageId: 5 })
+    expect(a.client._inboundInflight.has(5)).toBe(true)
+    a.send({ cmd: 'pubrel', messageId: 5 })
+    await until(() => a.packets.length === 3)
+    expect(a.packets[2]).toMatchObject({ cmd: 'pubcomp', messageId: 5 })
+    expect(a.client._inboundInflight.size).toBe(0)
+    expect(errors).toBe(0)
+    expect(a.client.listenerCount('connected')).toBe(0)
+  })
+
   it('closes a connection announcing a packet over the limit before its body arrives', async () => {
     const a = open()
     const closed = new Promise<void>((r) => a.brokerSide.once('close', () => r()))

@@ -16,12 +16,22 @@ import { dirname, join } from 'node:path'
  *   itself (which it keeps as its `settings`, password, client id and username included, for as
  *   long as the connection lives, to read those two fields);
  * - its input list is a plain `BufferList` instead of a `BufferListStream` (a Duplex stream with
- *   both stream states and an event emitter, of which it only uses the list methods).
+ *   both stream states and an event emitter, of which it only uses the list methods);
+ * - its list of parse steps (the same four names for every parser) is one shared array.
  *
- * The client: `duplicates` (last broker counter per broker id) is an object with fast properties
- * and no prototype instead of `Object.create(null)`, which V8 keeps as a hash table from the
- * start. Keys are broker ids, so clients share one hidden class; reads of inherited names
- * (`constructor`, `__proto__`) stay absent, as GHSA-52qw-whmv-87c5 requires.
+ * Hash tables that V8 allocates at full size for a handful of fixed keys become objects with
+ * fast properties and no prototype (clients then share one hidden class; reads of inherited
+ * names such as `constructor` or `__proto__` stay absent, as GHSA-52qw-whmv-87c5 requires for
+ * `duplicates`):
+ * - the client's `duplicates` (last broker counter per broker id: the keys are broker ids),
+ *   `Object.create(null)` in aedes;
+ * - the listener tables (`_events`) of the client and the parser, which Node's EventEmitter
+ *   creates as `{ __proto__: null }` (Node's own streams pre-shape theirs the same way). The
+ *   client's once-listener for `connected` goes last, so removing it after CONNECT is undone by
+ *   a hidden-class step back rather than a switch to a hash table.
+ *
+ * The client's `_inboundInflight` (inbound QoS 2 messages awaiting PUBREL, which devices never
+ * send) is a Set only once it holds something.
  *
  * The replaced parser steps are shared functions (one set per packet limit): nothing here
  * allocates per connection. The memory part is applied only to the versions it was
@@ -38,7 +48,11 @@ export function leanClient(client: any, maxPacketBytes: number): void {
   parser._parseConnect = methods._parseConnect
   parser._resetState = methods._resetState
   if (parser._list.length === 0) parser._list = new (bufferListOf(parser._list))()
-  client.duplicates = new Duplicates()
+  if (sameSteps(parser._states)) parser._states = PARSE_STEPS
+  parser._events = fastTable(parser._events, [])
+  client._events = fastTable(client._events, ['error', 'connected'])
+  client.duplicates = new FastTable()
+  if (client._inboundInflight.size === 0) client._inboundInflight = new InboundInflight()
 }
 
 const require = createRequire(import.meta.url)
@@ -63,9 +77,50 @@ function versionOf(pkg: string): string {
 /** Whether the aedes and mqtt-packet internals are those this module was written against. */
 const SHAPE_KNOWN = /^1\.2\./.test(versionOf('aedes')) && /^9\./.test(versionOf('mqtt-packet'))
 
-/** `client.duplicates`: fast properties, no prototype chain. */
-const Duplicates = function Duplicates() {} as unknown as new () => Record<string, number>
-Duplicates.prototype = Object.create(null) as Record<string, number>
+/** A table of a few fixed keys: fast properties, no prototype chain. */
+const FastTable = function FastTable() {} as unknown as new () => Record<string, unknown>
+FastTable.prototype = Object.create(null) as Record<string, unknown>
+
+/** The same keys and values in a FastTable, `first` in this order, then any others. */
+function fastTable(
+  table: Record<string | symbol, unknown>,
+  first: string[],
+): Record<string | symbol, unknown> {
+  const fast = new FastTable() as Record<string | symbol, unknown>
+  for (const key of first) if (key in table) fast[key] = table[key]
+  for (const key of Reflect.ownKeys(table)) if (!(key in fast)) fast[key] = table[key]
+  return fast
+}
+
+const PARSE_STEPS: readonly string[] = Object.freeze([
+  '_parseHeader',
+  '_parseLength',
+  '_parsePayload',
+  '_newPacket',
+])
+
+const sameSteps = (steps: unknown) =>
+  Array.isArray(steps) &&
+  steps.length === PARSE_STEPS.length &&
+  steps.every((s, i) => s === PARSE_STEPS[i])
+
+/** `client._inboundInflight`: what aedes uses of a Set, the Set made on the first add. */
+class InboundInflight {
+  #set: Set<number> | undefined
+  get size(): number {
+    return this.#set?.size ?? 0
+  }
+  has(id: number): boolean {
+    return this.#set?.has(id) ?? false
+  }
+  add(id: number): this {
+    ;(this.#set ??= new Set()).add(id)
+    return this
+  }
+  delete(id: number): boolean {
+    return this.#set?.delete(id) ?? false
+  }
+}
 
 /** What the parser reads from its settings after CONNECT, shared by every connection. */
 const SETTINGS = new Map<string, Readonly<{ protocolVersion: number; bridgeMode?: boolean }>>()
