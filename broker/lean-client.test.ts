@@ -18,6 +18,8 @@ function connection() {
     packets,
     send: (packet: object) => toBroker.write(mqttPacket.generate(packet as never)),
     sendRaw: (bytes: Buffer) => toBroker.write(bytes),
+    /** The device's FIN. */
+    end: () => toBroker.end(),
   }
 }
 
@@ -45,6 +47,8 @@ describe('leanClient', () => {
   afterEach(async () => {
     await new Promise<void>((resolve) => aedes.close(() => resolve()))
   })
+
+  const clients = () => (aedes as unknown as { clients: Record<string, unknown> }).clients
 
   function open() {
     const c = connection()
@@ -106,6 +110,19 @@ describe('leanClient', () => {
     expect(a.client._inboundInflight.size).toBe(0)
     expect(errors).toBe(0)
     expect(a.client.listenerCount('connected')).toBe(0)
+  })
+
+  it('closes the client when its connection is destroyed or ended by the device', async () => {
+    const a = open()
+    const b = open()
+    a.send(connect('gone'))
+    b.send(connect('ended'))
+    await until(() => a.packets.length === 1 && b.packets.length === 1)
+    expect(clients()['gone']).toBe(a.client)
+    a.brokerSide.destroy()
+    await until(() => a.client.closed === true && clients()['gone'] === undefined)
+    b.end()
+    await until(() => b.client.closed === true && clients()['ended'] === undefined)
   })
 
   it('closes a connection announcing a packet over the limit before its body arrives', async () => {

@@ -33,6 +33,11 @@ import { dirname, join } from 'node:path'
  * The client's `_inboundInflight` (inbound QoS 2 messages awaiting PUBREL, which devices never
  * send) is a Set only once it holds something.
  *
+ * aedes closes the client when its connection ends through `stream.finished()`: seven closures
+ * and four more listeners on the socket per connection. One shared `close` listener does the
+ * same: a connection that errs or is destroyed always emits `close`, and its `end` (the device's
+ * FIN) and `error` already close the client through aedes' own listeners.
+ *
  * The replaced parser steps are shared functions (one set per packet limit): nothing here
  * allocates per connection. The memory part is applied only to the versions it was
  * written against (aedes 1.2, mqtt-packet 9): their internals are not an API. The packet limit
@@ -53,6 +58,19 @@ export function leanClient(client: any, maxPacketBytes: number): void {
   client._events = fastTable(client._events, ['error', 'connected'])
   client.duplicates = new FastTable()
   if (client._inboundInflight.size === 0) client._inboundInflight = new InboundInflight()
+  const conn = client.conn
+  if (typeof client._eos === 'function' && conn.client === client && !conn.destroyed) {
+    client._eos()
+    client._eos = noop
+    conn.on('close', closeClient)
+  }
+}
+
+function noop(): void {}
+
+/** A connection's `close` listener: closes its aedes client (`conn.client`, set by aedes). */
+function closeClient(this: any): void {
+  this.client.close()
 }
 
 const require = createRequire(import.meta.url)
