@@ -3,6 +3,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
 import { pino } from 'pino'
 import { createBroker } from '../broker/index.js'
 import type { AppId, RegId } from '../sdk/protocol/ids.js'
@@ -287,8 +288,26 @@ function printBanner(app: App, httpPort: number, mqttPort: number, config: Confi
   )
 }
 
+/**
+ * V8's allocation-site pretenuring, off unless the operator's node flags say otherwise. When
+ * devices connect in a burst (a restart, a network coming back), the objects of each connect
+ * (aedes' stream pipeline that empties the device's queue, its end-of-stream closures) live
+ * across a few event-loop turns, so the allocation sites in Node's stream code look long-lived
+ * and V8 switches them to allocate in the old generation directly. Every later connect's
+ * short-lived objects then become old-generation garbage, which the heap keeps committed:
+ * about 7 KB of resident memory per connected device (bench hold, 10000 devices: 14–15 KB per
+ * device with it, 8–9 KB without). Set before the first connection; the flag only steers where
+ * new objects are allocated.
+ */
+function disablePretenuring(): void {
+  const given = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`
+  if (given.includes('allocation-site-pretenuring')) return
+  setFlagsFromString('--no-allocation-site-pretenuring')
+}
+
 /** `npm start`: read the environment, start, stop cleanly on SIGINT / SIGTERM. */
 async function main(): Promise<void> {
+  disablePretenuring()
   let config: Config
   try {
     config = loadConfig()

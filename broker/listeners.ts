@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
 import { createServer as createTlsServer } from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
-import { limitPacketSize } from './packet-limit.js'
+import { leanClient } from './lean-client.js'
 
 export interface ListenOptions {
   host: string
@@ -24,7 +24,7 @@ export interface Listening {
 export async function listenMqtt(aedes: Aedes, options: ListenOptions): Promise<Listening> {
   const handle = (conn: Duplex, req?: IncomingMessage) => {
     const client = aedes.handle(conn, req)
-    limitPacketSize(client, options.maxPacketBytes)
+    leanClient(client, options.maxPacketBytes)
   }
   const onSocket = (socket: Socket) => {
     socket.setNoDelay(true)
@@ -76,7 +76,7 @@ export function attachWebSocket(
       const stream = createWebSocketStream(ws)
       stream.on('error', () => stream.destroy())
       const client = aedes.handle(stream, req)
-      limitPacketSize(client, maxPacketBytes)
+      leanClient(client, maxPacketBytes)
     })
   })
   return {
