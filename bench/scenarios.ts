@@ -128,6 +128,8 @@ export async function unicast(
   const openLoop = async (seconds: number) => {
     const total = o.rate * seconds
     let ok = 0
+    let failed = 0
+    let firstError: unknown
     const inflight: Array<Promise<void>> = []
     const start = now()
     for (let i = 0; i < total; i++) {
@@ -135,12 +137,20 @@ export async function unicast(
       const wait = due - now()
       if (wait > 1) await sleep(wait)
       inflight.push(
-        pushOne(i).then((status) => {
-          if (status === 200) ok++
-        }),
+        pushOne(i).then(
+          (status) => {
+            if (status === 200) ok++
+          },
+          // not accepted: counted as such, never an unhandled rejection mid-loop
+          (err: unknown) => {
+            failed++
+            firstError ??= err
+          },
+        ),
       )
     }
     await Promise.all(inflight)
+    if (failed > 0) console.error(`  unicast: ${failed} requests failed: ${String(firstError)}`)
     return ok
   }
   // two unmeasured seconds at the same rate first: steady state, not the service's warm-up

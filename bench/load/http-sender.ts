@@ -9,7 +9,16 @@ interface Conn {
   socket: Socket
   buffered: Buffer
   waiter: Waiter | undefined
+  /** The request in flight, sent again once if the server closed the connection under it. */
+  body: string | undefined
+  idleTimer: NodeJS.Timeout | undefined
 }
+
+/**
+ * Idle connections are closed before the server's keep-alive timeout (Node's default: 5 s), so
+ * a request is never written onto a connection the server is closing.
+ */
+const IDLE_CLOSE_MS = 4000
 
 /**
  * The bench's sender of push requests: keep-alive HTTP/1.1 over plain sockets, one request in
@@ -51,7 +60,10 @@ export class LeanHttpSender {
   }
 
   close(): void {
-    for (const c of this.#all) c.socket.destroy()
+    for (const c of this.#all) {
+      clearTimeout(c.idleTimer)
+      c.socket.destroy()
+    }
     this.#all.clear()
     this.#idle.length = 0
   }
@@ -59,15 +71,27 @@ export class LeanHttpSender {
   #open(): Conn | undefined {
     if (this.#all.size >= this.#maxConnections) return undefined
     const socket = connect({ host: this.#host, port: this.#port, noDelay: true })
-    const conn: Conn = { socket, buffered: Buffer.alloc(0), waiter: undefined }
+    const conn: Conn = {
+      socket,
+      buffered: Buffer.alloc(0),
+      waiter: undefined,
+      body: undefined,
+      idleTimer: undefined,
+    }
     this.#all.add(conn)
     socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk))
     const fail = (err: Error) => {
-      this.#all.delete(conn)
+      if (!this.#all.delete(conn)) return
+      clearTimeout(conn.idleTimer)
       const i = this.#idle.indexOf(conn)
       if (i >= 0) this.#idle.splice(i, 1)
-      conn.waiter?.reject(err)
+      const { waiter, body } = conn
       conn.waiter = undefined
+      if (!waiter || body === undefined) return
+      // closed with no byte of the answer: the server closes only idle connections, so the
+      // request was not read (the keep-alive race); send it again on a fresh connection
+      if (conn.buffered.length === 0) this.post(body).then(waiter.resolve, waiter.reject)
+      else waiter.reject(err)
     }
     socket.on('error', fail)
     socket.on('close', () => fail(new Error('connection closed')))
@@ -75,7 +99,9 @@ export class LeanHttpSender {
   }
 
   #send(conn: Conn, body: string, waiter: Waiter): void {
+    clearTimeout(conn.idleTimer)
     conn.waiter = waiter
+    conn.body = body
     conn.socket.write(`${this.#head}${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }
 
@@ -95,9 +121,13 @@ export class LeanHttpSender {
     const status = Number(head.slice(9, 12))
     const waiter = conn.waiter
     conn.waiter = undefined
+    conn.body = undefined
     const next = this.#queue.shift()
     if (next) this.#send(conn, next.body, next.waiter)
-    else this.#idle.push(conn)
+    else {
+      this.#idle.push(conn)
+      conn.idleTimer = setTimeout(() => conn.socket.destroy(), IDLE_CLOSE_MS)
+    }
     waiter?.resolve(status)
   }
 }
