@@ -6,12 +6,14 @@ import { pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { pino } from 'pino'
 import { createBroker } from '../broker/index.js'
+import { ErrorCode } from '../sdk/protocol/error-codes.js'
 import type { AppId, RegId } from '../sdk/protocol/ids.js'
 import { loadConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { AppService } from './core/apps/app-service.js'
 import { type Clock, systemClock } from './core/clock.js'
 import { DeviceService } from './core/devices/device-service.js'
+import { ApiError } from './core/errors.js'
 import { newSecret } from './core/ids.js'
 import type { Logger } from './core/logger.js'
 import type { Dispatcher, SessionManager } from './core/messages/dispatcher.js'
@@ -21,7 +23,7 @@ import { ReceiptService } from './core/receipts/receipt-service.js'
 import { createHttpApp } from './http/app.js'
 import { defineJobs } from './jobs/definitions.js'
 import { startJobs } from './jobs/index.js'
-import { openEmbeddedStore } from './store/embedded/index.js'
+import { BackupSpaceError, openEmbeddedStore } from './store/embedded/index.js'
 import { MemoryRateLimiter } from './store/memory/rate-limiter.js'
 
 export interface StartOptions {
@@ -164,7 +166,14 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     messages,
     receipts,
     adminToken,
-    backup: () => store.backup(join(config.dataDir, 'backups'), clock.now()),
+    backup: async () => {
+      try {
+        return await store.backup(join(config.dataDir, 'backups'), clock.now())
+      } catch (err) {
+        if (err instanceof BackupSpaceError) throw new ApiError(ErrorCode.BACKUP_NO_SPACE)
+        throw err
+      }
+    },
     limits: {
       push: new MemoryRateLimiter({
         ratePerSec: config.pushRatePerSec,
@@ -300,8 +309,8 @@ function printBanner(app: App, httpPort: number, mqttPort: number, config: Confi
  * new objects are allocated.
  */
 function disablePretenuring(): void {
-  const given = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`
-  if (given.includes('allocation-site-pretenuring')) return
+  // V8 flags like this one are only accepted on the node command line, not in NODE_OPTIONS
+  if (process.execArgv.some((a) => a.includes('allocation-site-pretenuring'))) return
   setFlagsFromString('--no-allocation-site-pretenuring')
 }
 

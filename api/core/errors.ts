@@ -54,6 +54,10 @@ export const ERROR_CATALOGUE: Record<ErrorCode, CatalogueEntry> = {
   },
   [ErrorCode.INTERNAL]: { http: 500, message: 'internal error' },
   [ErrorCode.UNAVAILABLE]: { http: 503, message: 'the service is not ready' },
+  [ErrorCode.BACKUP_NO_SPACE]: {
+    http: 507,
+    message: 'not enough free disk space for a backup copy of the database',
+  },
 }
 
 export interface ErrorDetail {

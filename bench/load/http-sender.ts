@@ -12,6 +12,9 @@ interface Conn {
   /** The request in flight, sent again once if the server closed the connection under it. */
   body: string | undefined
   idleTimer: NodeJS.Timeout | undefined
+  /** Answers received on this connection: only a reused one can meet the keep-alive race. */
+  answers: number
+  mayResend: boolean
 }
 
 /**
@@ -33,7 +36,7 @@ export class LeanHttpSender {
   readonly #head: string
   readonly #idle: Conn[] = []
   readonly #all = new Set<Conn>()
-  readonly #queue: Array<{ body: string; waiter: Waiter }> = []
+  readonly #queue: Array<{ body: string; waiter: Waiter; mayResend: boolean }> = []
   readonly #maxConnections: number
 
   constructor(url: string, headers: Record<string, string>, maxConnections: number) {
@@ -51,21 +54,27 @@ export class LeanHttpSender {
 
   /** POSTs a JSON body; resolves with the status code. */
   post(body: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject }
-      const conn = this.#idle.pop() ?? this.#open()
-      if (conn) this.#send(conn, body, waiter)
-      else this.#queue.push({ body, waiter })
-    })
+    return new Promise((resolve, reject) => this.#post(body, { resolve, reject }, true))
   }
 
+  #post(body: string, waiter: Waiter, mayResend: boolean): void {
+    const conn = this.#idle.pop() ?? this.#open()
+    if (conn) this.#send(conn, body, waiter, mayResend)
+    else this.#queue.push({ body, waiter, mayResend })
+  }
+
+  /** Closes every connection; requests in flight or waiting fail. */
   close(): void {
+    const closed = new Error('sender closed')
     for (const c of this.#all) {
       clearTimeout(c.idleTimer)
+      c.waiter?.reject(closed)
+      c.waiter = undefined
       c.socket.destroy()
     }
     this.#all.clear()
     this.#idle.length = 0
+    for (const q of this.#queue.splice(0)) q.waiter.reject(closed)
   }
 
   #open(): Conn | undefined {
@@ -77,6 +86,8 @@ export class LeanHttpSender {
       waiter: undefined,
       body: undefined,
       idleTimer: undefined,
+      answers: 0,
+      mayResend: false,
     }
     this.#all.add(conn)
     socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk))
@@ -85,23 +96,26 @@ export class LeanHttpSender {
       clearTimeout(conn.idleTimer)
       const i = this.#idle.indexOf(conn)
       if (i >= 0) this.#idle.splice(i, 1)
-      const { waiter, body } = conn
+      const { waiter, body, mayResend } = conn
       conn.waiter = undefined
       if (!waiter || body === undefined) return
-      // closed with no byte of the answer: the server closes only idle connections, so the
-      // request was not read (the keep-alive race); send it again on a fresh connection
-      if (conn.buffered.length === 0) this.post(body).then(waiter.resolve, waiter.reject)
-      else waiter.reject(err)
+      // a reused connection closed before any byte of the answer: the server closes only idle
+      // connections, so the request was not read (the keep-alive race); sent again once, on
+      // another connection. Anything else (refused, reset mid-answer) fails the request.
+      if (mayResend && conn.answers > 0 && conn.buffered.length === 0) {
+        this.#post(body, waiter, false)
+      } else waiter.reject(err)
     }
     socket.on('error', fail)
     socket.on('close', () => fail(new Error('connection closed')))
     return conn
   }
 
-  #send(conn: Conn, body: string, waiter: Waiter): void {
+  #send(conn: Conn, body: string, waiter: Waiter, mayResend: boolean): void {
     clearTimeout(conn.idleTimer)
     conn.waiter = waiter
     conn.body = body
+    conn.mayResend = mayResend
     conn.socket.write(`${this.#head}${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }
 
@@ -122,11 +136,16 @@ export class LeanHttpSender {
     const waiter = conn.waiter
     conn.waiter = undefined
     conn.body = undefined
+    conn.answers++
     const next = this.#queue.shift()
-    if (next) this.#send(conn, next.body, next.waiter)
+    if (next) this.#send(conn, next.body, next.waiter, next.mayResend)
     else {
       this.#idle.push(conn)
-      conn.idleTimer = setTimeout(() => conn.socket.destroy(), IDLE_CLOSE_MS)
+      conn.idleTimer = setTimeout(() => {
+        const i = this.#idle.indexOf(conn)
+        if (i >= 0) this.#idle.splice(i, 1)
+        conn.socket.destroy()
+      }, IDLE_CLOSE_MS)
     }
     waiter?.resolve(status)
   }

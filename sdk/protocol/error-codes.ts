@@ -60,6 +60,8 @@ export const ErrorCode = {
   INTERNAL: 50001,
   /** The service is starting or stopping. */
   UNAVAILABLE: 50301,
+  /** Not enough free disk space beside the database for a backup copy. */
+  BACKUP_NO_SPACE: 50701,
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

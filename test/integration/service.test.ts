@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3'
-import { statSync } from 'node:fs'
+import { readdirSync, statSync } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SECURITY_HEADERS } from '../../api/http/middleware/security-headers.js'
 import { ErrorCode } from '../../sdk/protocol/error-codes.js'
@@ -122,10 +123,18 @@ describe('service: one process per data directory, backups while serving', () =>
       const refused = await s.http('POST', '/admin/v1/backups', { auth: 'Bearer nope' })
       expect(refused.status).toBe(401)
 
-      const res = await s.http('POST', '/admin/v1/backups', { auth: `Bearer ${s.adminToken}` })
+      // two at once: one backup, both answered with it (no half-written or clobbered copy)
+      const [res, again] = await Promise.all([
+        s.http('POST', '/admin/v1/backups', { auth: `Bearer ${s.adminToken}` }),
+        s.http('POST', '/admin/v1/backups', { auth: `Bearer ${s.adminToken}` }),
+      ])
       expect(res.status).toBe(201)
-      expect(res.body.file).toMatch(/backups\/mqpush-\d{8}T\d{6}Z\.db$/)
+      expect(again.status).toBe(201)
+      expect(again.body.file).toBe(res.body.file)
+      expect(res.body.file).toMatch(/backups\/mqpush-\d{8}T\d{9}Z\.db$/)
       expect(res.body.bytes).toBe(statSync(res.body.file).size)
+      expect(res.body.bytes).toBeGreaterThan(0)
+      expect(readdirSync(dirname(res.body.file))).toEqual([basename(res.body.file)])
 
       // the copy opens on its own (as a restore would) and holds what was written
       const copy = new Database(res.body.file, { readonly: true })

@@ -38,11 +38,11 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
     db.pragma('cache_size = -65536')
     db.pragma('temp_store = MEMORY')
     migrate(db)
-    // with the lock held nobody else waits for it; kept for the backup's reads
+    // nobody else takes the lock while this connection lives; the usual wait, should that change
     db.pragma('busy_timeout = 5000')
   } catch (err) {
     db.close()
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+    if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
       throw new Error(
         `the database in ${options.dataDir} is in use by another process (one mqpush per data directory)`,
         { cause: err },

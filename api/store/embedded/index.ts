@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs'
+import { mkdirSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { EmbeddedAliasStore } from './alias-store.js'
 import { EmbeddedAppStore } from './app-store.js'
@@ -8,6 +8,17 @@ import { EmbeddedDeviceStore } from './device-store.js'
 import { EmbeddedMessageStore } from './message-store.js'
 import { EmbeddedTopicStore } from './topic-store.js'
 import { SqliteWriter } from './writer.js'
+
+/** A backup was refused: the disk has not room for the copy. */
+export class BackupSpaceError extends Error {
+  constructor(
+    readonly freeBytes: number,
+    readonly neededBytes: number,
+  ) {
+    super(`not enough free space for a backup: ${freeBytes} bytes free, ${neededBytes} needed`)
+    this.name = 'BackupSpaceError'
+  }
+}
 
 export interface EmbeddedStoreOptions {
   /** Directory of the database, or `:memory:`. */
@@ -27,6 +38,7 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     ...(options.synchronous && { synchronous: options.synchronous }),
   })
   const writer = new SqliteWriter(db, options.onWriteError)
+  let running: Promise<{ file: string; bytes: number }> | undefined
   return {
     db,
     writer,
@@ -39,17 +51,35 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     /**
      * A consistent copy of the database while serving (SQLite's online backup, in steps
      * between other work), as `mqpush-<UTC time>.db` in `dir`. The running service holds the
-     * database file locked, so this is the way to copy it without stopping.
+     * database file locked, so this is the way to copy it without stopping. One at a time: a
+     * call while one runs gets that one's result. The copy is written under a temporary name
+     * and renamed when complete; refused (`BackupSpaceError`) when the disk has not room for it.
      */
-    async backup(dir: string, now: number): Promise<{ file: string; bytes: number }> {
-      mkdirSync(dir, { recursive: true })
-      const stamp = new Date(now)
-        .toISOString()
-        .replace(/[-:]/g, '')
-        .replace(/\.\d+Z$/, 'Z')
-      const file = join(dir, `mqpush-${stamp}.db`)
-      await db.backup(file)
-      return { file, bytes: statSync(file).size }
+    backup(dir: string, now: number): Promise<{ file: string; bytes: number }> {
+      running ??= (async () => {
+        mkdirSync(dir, { recursive: true })
+        const size =
+          (db.pragma('page_count', { simple: true }) as number) *
+          (db.pragma('page_size', { simple: true }) as number)
+        const fs = statfsSync(dir)
+        const free = fs.bavail * fs.bsize
+        const needed = Math.ceil(size * 1.1) + 16 * 2 ** 20
+        if (free < needed) throw new BackupSpaceError(free, needed)
+        const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace('.', '')
+        const file = join(dir, `mqpush-${stamp}.db`)
+        const partial = `${file}.partial`
+        try {
+          await db.backup(partial)
+          renameSync(partial, file)
+        } catch (err) {
+          rmSync(partial, { force: true })
+          throw err
+        }
+        return { file, bytes: statSync(file).size }
+      })().finally(() => {
+        running = undefined
+      })
+      return running
     },
     /** Commits what is queued and closes the database. */
     async close(): Promise<void> {

@@ -130,20 +130,24 @@ export class EmbeddedMessageStore implements MessageStore {
   }
 
   markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void {
-    // write-behind: readers see the mark at once, the row gets it with the next commit
+    // write-behind: readers see the mark at once, the row gets it with the next commit; the
+    // overlay stays until that commit is durable (also when it fails: the row still says
+    // accepted, and the overlay keeps answering for it until the process ends)
     this.#pendingDispatched.set(id, funnel)
-    this.#w.later(() => {
-      this.#pendingDispatched.delete(id)
-      if (funnel) {
-        this.#s.dispatchedFunnel.run(
-          funnel.planned,
-          funnel.invalid,
-          funnel.filtered,
-          funnel.valid,
-          id,
-        )
-      } else this.#s.dispatched.run(id)
-    })
+    this.#w.later(
+      () => {
+        if (funnel) {
+          this.#s.dispatchedFunnel.run(
+            funnel.planned,
+            funnel.invalid,
+            funnel.filtered,
+            funnel.valid,
+            id,
+          )
+        } else this.#s.dispatched.run(id)
+      },
+      () => this.#pendingDispatched.delete(id),
+    )
   }
 
   async listAccepted(limit: number): Promise<MessageRecord[]> {

@@ -43,12 +43,13 @@ export class SqliteWriter {
     })
   }
 
-  later(op: Op): void {
+  /** `committed` runs once the op is durable; a failure goes to the writer's error handler. */
+  later(op: Op, committed?: () => void): void {
     if (this.#closed) {
       this.#onError(new Error('write after the store was closed'))
       return
     }
-    this.#queue.push({ op })
+    this.#queue.push(committed ? { op, resolve: committed } : { op })
     this.#scheduleSoon()
   }
 
