@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises'
 import { ErrorCode } from '../../../sdk/protocol/error-codes.js'
 import { isoTime } from '../time.js'
 import { isMessageId } from '../../../sdk/protocol/ids.js'
@@ -85,6 +86,9 @@ export class MessageService {
         for (const step of SEND_STEPS) await step(ctx, this.#deps)
         sent++
       }
+      // a turn of the event loop, so the write-behind marks of this batch get committed and
+      // the next listAccepted does not read past them again
+      await setTimeout(1)
     }
   }
 }
