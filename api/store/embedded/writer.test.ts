@@ -32,7 +32,17 @@ describe('SqliteWriter', () => {
   })
 
   it('isolates a failing operation: only its promise rejects, the rest commits', async () => {
-    const { writer, insert, rows, errors } = setup()
+    const { writer, insert, rows, errors, db } = setup()
+    // the retry is one transaction (each op in a savepoint), so a crash commits none or all
+    let outer = 0
+    const begin = db.transaction.bind(db)
+    db.transaction = ((fn: () => void) => {
+      const t = begin(fn)
+      return () => {
+        if (!db.inTransaction) outer++
+        return t()
+      }
+    }) as typeof db.transaction
     const ok1 = writer.commit(() => insert.run(1))
     const bad = writer.commit(() => insert.run(1)) // duplicate key
     writer.later(() => insert.run(1)) // write-behind failure goes to onError
@@ -42,6 +52,7 @@ describe('SqliteWriter', () => {
     await ok2
     expect(rows()).toEqual([1, 2])
     expect(errors).toHaveLength(1)
+    expect(outer).toBe(2) // the batch, then its retry
   })
 
   it('flushes on close and refuses writes afterwards', async () => {

@@ -75,17 +75,33 @@ export class SqliteWriter {
         }
         return
       }
-      // one op broke a constraint and rolled the batch back: run each alone so only the
-      // culprit fails (ops take their inputs when queued, so running one again is safe)
-      for (const p of batch) {
-        try {
-          this.#db.transaction(p.op)()
-        } catch (err) {
+      // one op broke a constraint and rolled the batch back: run the batch again as one
+      // transaction with each op in a savepoint of its own, so only the culprit is undone and
+      // the rest still commits together (a crash meanwhile commits none of it, as before).
+      // Ops take their inputs when queued, so running one again is safe.
+      const failed = new Map<Pending, unknown>()
+      try {
+        this.#db.transaction(() => {
+          for (const p of batch) {
+            try {
+              this.#db.transaction(p.op)()
+            } catch (err) {
+              if (!isConstraintError(err)) throw err
+              failed.set(p, err)
+            }
+          }
+        })()
+      } catch (err) {
+        for (const p of batch) {
           if (p.reject) p.reject(err)
           else this.#onError(err)
-          continue
         }
-        p.resolve?.()
+        return
+      }
+      for (const p of batch) {
+        if (!failed.has(p)) p.resolve?.()
+        else if (p.reject) p.reject(failed.get(p))
+        else this.#onError(failed.get(p))
       }
       return
     }
