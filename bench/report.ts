@@ -91,6 +91,13 @@ const ROWS: Row[] = [
     budget: (m) => verdict(m >= 5000, '≥ 5000'),
   },
   {
+    // CPU time, unlike requests per second, hardly moves with what else the machine runs
+    figure: 'unicast: service CPU per accepted push, delivery included (closed loop)',
+    get: (r) => r.unicast?.cpuUsPerPush,
+    unit: 'µs',
+    better: 'lower',
+  },
+  {
     figure: 'offline: time to drain every queue',
     get: (r) => r.offline?.drainMs,
     unit: 'ms',

@@ -2,7 +2,7 @@ import type { WorkerPool } from './load/pool.js'
 import type { DeviceCreds } from './load/protocol.js'
 import { ensureWrk, wrkPushRate } from './load/wrk.js'
 import type { MqpushTarget } from './targets/mqpush.js'
-import { rssBytes, type Target } from './targets/target.js'
+import { cpuMs, rssBytes, type Target } from './targets/target.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const now = () => performance.timeOrigin + performance.now()
@@ -105,6 +105,8 @@ export interface UnicastResult {
   maxMs: number
   /** Closed loop: accepted push requests per second at `concurrency` in flight. */
   maxAcceptedPerSec: number
+  /** Closed loop: the service's CPU time (user + system) per accepted push, delivery included. */
+  cpuUsPerPush: number
   /** What sent the closed loop: wrk when available, else the bench's own Node client. */
   closedLoopClient: 'wrk' | 'node'
   concurrency: number
@@ -164,7 +166,9 @@ export async function unicast(
 
   // closed loop: as many requests as the service accepts with `concurrency` in flight
   let maxAcceptedPerSec: number
+  let acceptedClosed: number
   let closedClient: 'wrk' | 'node'
+  const cpuBefore = cpuMs(target.pid)
   if (ensureWrk()) {
     closedClient = 'wrk'
     const r = await wrkPushRate({
@@ -175,6 +179,7 @@ export async function unicast(
       connections: o.concurrency,
     })
     maxAcceptedPerSec = r.acceptedPerSec
+    acceptedClosed = r.accepted
     // let the deliveries of the last requests finish before the next scenario
     await sleep(2000)
   } else {
@@ -191,7 +196,10 @@ export async function unicast(
       }),
     )
     maxAcceptedPerSec = Math.round((okClosed / (now() - closedStart)) * 1000)
+    acceptedClosed = okClosed
+    await sleep(2000)
   }
+  const cpuUsPerPush = Math.round(((cpuMs(target.pid) - cpuBefore) * 1000) / acceptedClosed)
 
   return {
     ratePerSec: o.rate,
@@ -204,6 +212,7 @@ export async function unicast(
     p998Ms: round(pct(lat, 0.998), 2),
     maxMs: round(lat[lat.length - 1] ?? 0, 2),
     maxAcceptedPerSec,
+    cpuUsPerPush,
     closedLoopClient: closedClient,
     concurrency: o.concurrency,
   }

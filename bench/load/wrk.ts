@@ -33,7 +33,7 @@ export async function wrkPushRate(o: {
   regIds: string[]
   seconds: number
   connections: number
-}): Promise<{ acceptedPerSec: number; non2xx: number }> {
+}): Promise<{ acceptedPerSec: number; accepted: number; non2xx: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-wrk-'))
   const script = join(dir, 'push.lua')
   writeFileSync(
@@ -62,7 +62,7 @@ end
     const total = Number(/(\d+) requests in ([\d.]+)s/.exec(out)?.[1] ?? 0)
     const secs = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? o.seconds)
     const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
-    return { acceptedPerSec: Math.round((total - non2xx) / secs), non2xx }
+    return { acceptedPerSec: Math.round((total - non2xx) / secs), accepted: total - non2xx, non2xx }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
