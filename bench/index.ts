@@ -103,6 +103,18 @@ const report: BenchReport = {
 }
 
 const pool = await WorkerPool.start(opts.workers)
+let current: Target | undefined
+// stopped by a signal (Ctrl-C, timeout): take the service and the load workers down too
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping the target and the load workers`)
+    const stopped = current?.stop().catch(() => {}) ?? Promise.resolve()
+    void stopped.finally(() => {
+      pool.close()
+      process.exit(130)
+    })
+  })
+}
 try {
   for (const name of opts.targets) {
     if (name === 'mosquitto' && !ensureMosquitto()) continue
@@ -121,6 +133,7 @@ try {
             : (() => {
                 throw new Error(`unknown target ${name}`)
               })()
+    current = target
     const r: Record<string, unknown> = {}
     report.results[name] = r
     try {
@@ -150,6 +163,7 @@ try {
       }
     } finally {
       await pool.disconnect().catch(() => {})
+      current = undefined
       await target.stop()
     }
   }
