@@ -7,10 +7,10 @@ export interface MessageStore {
   insertMessage(message: MessageRecord): Promise<void>
   getMessage(id: MessageId): Promise<MessageRecord | undefined>
   /**
-   * The broker has the message; the funnel counts are final up to `valid`. Write-behind:
-   * visible to `getMessage` at once, durable within milliseconds. A crash in between makes the
-   * restart dispatch the message again (at least once, as MQTT QoS 1: same message id, which
-   * devices drop as a duplicate).
+   * The broker has the message; `funnel`, when given, replaces the stored counts up to `valid`.
+   * Write-behind: visible to `getMessage` at once, durable within milliseconds. A crash in
+   * between leaves the message accepted; recovery then finds its packets still queued and only
+   * marks it (MessageService.recover).
    */
   markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void
   /** Messages still `accepted` (not handed to the broker), oldest first. */

@@ -2,13 +2,13 @@ import { encodeEnvelope, type EnvelopeTarget } from '../../../sdk/protocol/envel
 import { filterTargets } from '../targeting/filter-targets.js'
 import { resolveTargets } from '../targeting/resolve-targets.js'
 import type { RegId } from '../model.js'
-import { type SendContext, type SendStep, toRecord } from './send-context.js'
+import { type SendContext, type SendDeps, type SendStep, toRecord } from './send-context.js'
 
 /**
  * Persist stage: the message is accepted once this commit is durable. The commit is queued
  * here and awaited by the next steps: a message that leaves now shares its transaction with
  * its queue entries (the store's writer commits in order, so the row is never later than
- * them); one that waits is awaited by the pace step.
+ * them); one that waits is awaited by the dispatch step.
  */
 export const persistMessage: SendStep = async (ctx, deps) => {
   if (!ctx.isNew) return
@@ -33,10 +33,12 @@ export const dispatchMessage: SendStep = async (ctx, deps) => {
     return
   }
   await Promise.all([ctx.persisted, handToBroker(ctx, deps)])
-  deps.messages.markDispatched(ctx.id, ctx.funnel)
+  // a new message's row was written after the filter step, with these very counts; a recovered
+  // one was resolved again, so its counts are written anew
+  deps.messages.markDispatched(ctx.id, ctx.isNew ? undefined : ctx.funnel)
 }
 
-async function handToBroker(ctx: SendContext, deps: Parameters<SendStep>[1]): Promise<void> {
+async function handToBroker(ctx: SendContext, deps: SendDeps): Promise<void> {
   if (ctx.broadcast?.type === 'topic') {
     await deps.dispatcher.toTopic(ctx.appId, ctx.broadcast.topic, payloadFor(ctx, ctx.broadcast))
   } else if (ctx.broadcast?.type === 'all') {
