@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process'
+import { collectGarbage } from './gc.js'
 import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
 
 /**
@@ -70,8 +71,10 @@ export class WorkerPool {
     return { ok, failed, ms, ...(firstError && { firstError }) }
   }
 
+  /** Clears the counters; every generator process (this one too) collects its garbage first. */
   async reset(): Promise<void> {
     await this.#all(() => ({ type: 'reset' }))
+    collectGarbage()
   }
 
   async stats(): Promise<WorkerStats> {

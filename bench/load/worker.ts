@@ -1,3 +1,4 @@
+import { collectGarbage } from './gc.js'
 import { connectLite, type LiteClient } from './mqtt-lite.js'
 import type { WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
 
@@ -93,6 +94,7 @@ async function handle(req: WorkerRequest): Promise<void> {
     }
     case 'reset':
       reset()
+      collectGarbage()
       reply({ type: 'done' })
       break
     case 'stats':

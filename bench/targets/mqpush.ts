@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LeanHttpSender } from '../load/http-sender.js'
@@ -46,10 +46,14 @@ export async function startMqpush(env: Record<string, string> = {}): Promise<Mqp
     const started = performance.now()
     // MQPUSH_BENCH_NODE_ARGS: extra node flags for the service only, e.g. --cpu-prof
     const nodeArgs = (process.env.MQPUSH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+    // MQPUSH_BENCH_SERVICE_LOG: a file for the service's stdout (its log, --trace-gc output)
+    const logFile = process.env.MQPUSH_BENCH_SERVICE_LOG
+    const out = logFile ? openSync(logFile, 'a') : 'ignore'
     child = spawn(process.execPath, [...nodeArgs, main], {
       env: fullEnv,
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', out, 'inherit'],
     })
+    if (typeof out === 'number') closeSync(out)
     await waitUntil(
       async () => (await httpJson('GET', `${httpUrl}/healthz`)).status === 200,
       60_000,

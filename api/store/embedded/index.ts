@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { EmbeddedAliasStore } from './alias-store.js'
 import { EmbeddedAppStore } from './app-store.js'
 import { EmbeddedBrokerPersistence } from './broker-persistence.js'
-import { openDatabase } from './database.js'
+import { Checkpointer } from './checkpointer.js'
+import { DATABASE_FILE, lockDataDir, openDatabase } from './database.js'
 import { EmbeddedDeviceStore } from './device-store.js'
 import { EmbeddedMessageStore } from './message-store.js'
 import { EmbeddedTopicStore } from './topic-store.js'
@@ -33,10 +34,21 @@ export interface EmbeddedStoreOptions {
  * writer, so a receipt and the queue entry it clears commit together.
  */
 export function openEmbeddedStore(options: EmbeddedStoreOptions) {
-  const db = openDatabase({
-    dataDir: options.dataDir,
-    ...(options.synchronous && { synchronous: options.synchronous }),
-  })
+  const onDisk = options.dataDir !== ':memory:'
+  const lock = onDisk ? lockDataDir(options.dataDir) : undefined
+  let db: ReturnType<typeof openDatabase>
+  try {
+    db = openDatabase({
+      dataDir: options.dataDir,
+      ...(options.synchronous && { synchronous: options.synchronous }),
+    })
+  } catch (err) {
+    lock?.close()
+    throw err
+  }
+  const checkpointer = onDisk
+    ? new Checkpointer(db, join(options.dataDir, DATABASE_FILE), options.onWriteError)
+    : undefined
   const writer = new SqliteWriter(db, options.onWriteError)
   let running: Promise<{ file: string; bytes: number }> | undefined
   return {
@@ -50,10 +62,10 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     brokerPersistence: new EmbeddedBrokerPersistence(db, writer),
     /**
      * A consistent copy of the database while serving (SQLite's online backup, in steps
-     * between other work), as `mqpush-<UTC time>.db` in `dir`. The running service holds the
-     * database file locked, so this is the way to copy it without stopping. One at a time: a
-     * call while one runs gets that one's result. The copy is written under a temporary name
-     * and renamed when complete; refused (`BackupSpaceError`) when the disk has not room for it.
+     * between other work), as `mqpush-<UTC time>.db` in `dir`: the way to copy it without
+     * stopping. One at a time: a call while one runs gets that one's result. The copy is
+     * written under a temporary name and renamed when complete; refused (`BackupSpaceError`)
+     * when the disk has not room for it.
      */
     backup(dir: string, now: number): Promise<{ file: string; bytes: number }> {
       running ??= (async () => {
@@ -84,7 +96,9 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     /** Commits what is queued and closes the database. */
     async close(): Promise<void> {
       writer.close()
+      await checkpointer?.stop()
       db.close()
+      lock?.close()
     },
   }
 }

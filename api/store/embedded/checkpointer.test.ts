@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DATABASE_FILE } from './database.js'
+import { openEmbeddedStore } from './index.js'
+
+const dirs: string[] = []
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mqpush-ckpt-'))
+  dirs.push(dir)
+  return dir
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+const until = async (what: string, f: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('the embedded store on disk', () => {
+  it('checkpoints the write-ahead log in its own thread, never inside a commit', async () => {
+    const dir = tempDir()
+    const errors: unknown[] = []
+    const store = openEmbeddedStore({ dataDir: dir, onWriteError: (e) => errors.push(e) })
+    try {
+      // the main connection never checkpoints by itself
+      expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0)
+      store.db.exec('CREATE TABLE filler (x BLOB)')
+      const file = join(dir, DATABASE_FILE)
+      const before = statSync(file).size
+      const insert = store.db.prepare('INSERT INTO filler VALUES (?)')
+      // ~4 MB through the log: without a checkpoint the database file would not grow at all
+      for (let i = 0; i < 40; i++) {
+        await store.writer.commit(() => {
+          for (let k = 0; k < 25; k++) insert.run(Buffer.alloc(4000, i))
+        })
+      }
+      await until('the checkpoint thread', () => statSync(file).size > before + 3_000_000)
+      expect(errors).toEqual([])
+    } finally {
+      await store.close()
+    }
+    // closed cleanly: the thread's connection is gone too, the data is all there
+    const db = new Database(join(dir, DATABASE_FILE), { readonly: true })
+    expect(db.prepare('SELECT count(*) AS n FROM filler').get()).toEqual({ n: 1000 })
+    db.close()
+  })
+
+  it('refuses a second store on the same data directory until the first is closed', async () => {
+    const dir = tempDir()
+    const first = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    expect(() => openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })).toThrow(
+      /in use by another process/,
+    )
+    // the database itself stays readable to other connections (sqlite3 for a look)
+    const peek = new Database(join(dir, DATABASE_FILE), { readonly: true })
+    expect(peek.pragma('journal_mode', { simple: true })).toBe('wal')
+    peek.close()
+    await first.close()
+    const second = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    await second.close()
+  })
+})
