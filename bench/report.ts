@@ -45,6 +45,12 @@ const ROWS: Row[] = [
     better: 'lower',
   },
   {
+    figure: 'broadcast to all: broker CPU per delivery',
+    get: (r) => r.broadcastAll?.cpuUsPerDelivery,
+    unit: 'µs',
+    better: 'lower',
+  },
+  {
     figure: 'broadcast to a topic: deliveries per second',
     get: (r) => r.broadcastTopic?.deliveriesPerSec,
     unit: '/s',
@@ -103,6 +109,12 @@ const ROWS: Row[] = [
     unit: 'ms',
     better: 'lower',
     budget: (m, b) => (b.mosquitto === undefined ? '' : verdict(m <= b.mosquitto, '≤ Mosquitto')),
+  },
+  {
+    figure: 'offline: broker CPU per delivered message (reconnects included)',
+    get: (r) => r.offline?.cpuUsPerDelivery,
+    unit: 'µs',
+    better: 'lower',
   },
   {
     figure: 'offline: not delivered',

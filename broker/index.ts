@@ -10,6 +10,7 @@ import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
 import { attachWebSocket, listenMqtt, type Listening } from './listeners.js'
 import { trackMembership } from './membership.js'
 import type { BrokerDeps, BrokerPersistence } from './ports.js'
+import { coalesceQueueWrites } from './queue-writes.js'
 import { sessionOf } from './session.js'
 import { createSessions } from './sessions.js'
 
@@ -36,6 +37,7 @@ export interface BrokerOptions {
 export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   const { log } = deps
   trackMembership(options.persistence, deps)
+  coalesceQueueWrites(options.persistence)
   const aedes = new Aedes({
     persistence: options.persistence,
     authenticate: adaptAuthenticate(createAuthenticate(deps), log) as never,
