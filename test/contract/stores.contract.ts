@@ -111,6 +111,20 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         expect(await s.devices.listInvalidated(APP, 2_001, 10)).toEqual([])
       })
 
+      it('answers the push path after every change of state, whatever it was asked before', async () => {
+        const d = device()
+        const many = [d.regId, ...Array.from({ length: 20 }, () => regId())]
+        // asked before it exists (an adapter may remember the answer)
+        expect(await s.devices.filterActive(APP, [d.regId])).toEqual([])
+        await s.devices.insertDevice(d)
+        expect(await s.devices.filterActive(APP, [d.regId])).toEqual([d.regId])
+        expect(await s.devices.filterActive(APP, many)).toEqual([d.regId])
+        expect(await s.devices.filterActive(OTHER, [d.regId])).toEqual([])
+        await s.devices.invalidateDevice(d.regId, 'unregistered', 3_000)
+        expect(await s.devices.filterActive(APP, [d.regId])).toEqual([])
+        expect(await s.devices.filterActive(APP, many)).toEqual([])
+      })
+
       it('finds active devices by installation and inactive ones by last seen', async () => {
         const old = device({ installationId: 'same' })
         const seen = device({ installationId: 'same' })

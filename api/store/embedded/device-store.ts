@@ -28,9 +28,20 @@ const toDevice = (r: DeviceRow): Device => ({
   invalidReason: (r.invalid_reason as InvalidReason | null) ?? undefined,
 })
 
+/** How many regIds the store remembers the state of (app, active or not) for the push path. */
+export const ACTIVE_CACHE_SIZE = 200_000
+
 export class EmbeddedDeviceStore implements DeviceStore {
   readonly #w: SqliteWriter
   readonly #s
+  /**
+   * regId → its app while active, null when invalidated or unknown. Every write of a device's
+   * state goes through this store, so the cache is kept exact: an insert is entered once
+   * committed, an invalidation at once (no push reaches a device being invalidated). A unicast
+   * push then costs no database read for its target (a point read under load was ~15 % of a
+   * push's CPU). Oldest entries go first when it is full.
+   */
+  readonly #active = new Map<string, string | null>()
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#w = writer
@@ -44,9 +55,6 @@ export class EmbeddedDeviceStore implements DeviceStore {
       activeIn: db.prepare<[string, string], DeviceRow>(
         `SELECT * FROM devices WHERE app_id = ? AND invalidated_at IS NULL
          AND reg_id IN (SELECT value FROM json_each(?))`,
-      ),
-      isActive: db.prepare<[string, string], { one: number }>(
-        'SELECT 1 AS one FROM devices WHERE reg_id = ? AND app_id = ? AND invalidated_at IS NULL',
       ),
       activeIdsIn: db.prepare<[string, string], { reg_id: string }>(
         `SELECT reg_id FROM devices WHERE app_id = ? AND invalidated_at IS NULL
@@ -84,8 +92,8 @@ export class EmbeddedDeviceStore implements DeviceStore {
     }
   }
 
-  insertDevice(d: Device): Promise<void> {
-    return this.#w.commit(() => {
+  async insertDevice(d: Device): Promise<void> {
+    await this.#w.commit(() => {
       this.#s.insert.run(
         d.regId,
         d.appId,
@@ -96,6 +104,24 @@ export class EmbeddedDeviceStore implements DeviceStore {
         d.lastSeenAt ?? null,
       )
     })
+    this.#remember(d.regId, d.appId)
+  }
+
+  #remember(regId: string, appId: string | null): void {
+    const cache = this.#active
+    cache.delete(regId)
+    cache.set(regId, appId)
+    if (cache.size > ACTIVE_CACHE_SIZE) cache.delete(cache.keys().next().value as string)
+  }
+
+  /** The app of an active device, null if it is not active (or not known), from the cache. */
+  #activeApp(regId: string): string | null {
+    const cached = this.#active.get(regId)
+    if (cached !== undefined) return cached
+    const row = this.#s.get.get(regId)
+    const appId = row && row.invalidated_at === null ? row.app_id : null
+    this.#remember(regId, appId)
+    return appId
   }
 
   async getDevice(regId: RegId): Promise<Device | undefined> {
@@ -112,9 +138,7 @@ export class EmbeddedDeviceStore implements DeviceStore {
   }
 
   async filterActive(appId: AppId, regIds: readonly RegId[]): Promise<RegId[]> {
-    if (regIds.length === 1) {
-      return this.#s.isActive.get(regIds[0] as string, appId) ? [regIds[0] as RegId] : []
-    }
+    if (regIds.length <= 16) return regIds.filter((r) => this.#activeApp(r) === appId)
     return this.#s.activeIdsIn.all(appId, JSON.stringify(regIds)).map((r) => r.reg_id as RegId)
   }
 
@@ -139,10 +163,16 @@ export class EmbeddedDeviceStore implements DeviceStore {
     return this.#s.byInstallation.all(appId, installationId).map((r) => r.reg_id as RegId)
   }
 
-  invalidateDevice(regId: RegId, reason: InvalidReason, at: number): Promise<void> {
-    return this.#w.commit(() => {
-      this.#s.invalidate.run(at, reason, regId)
-    })
+  async invalidateDevice(regId: RegId, reason: InvalidReason, at: number): Promise<void> {
+    this.#remember(regId, null)
+    try {
+      await this.#w.commit(() => {
+        this.#s.invalidate.run(at, reason, regId)
+      })
+    } catch (err) {
+      this.#active.delete(regId) // the database decides again
+      throw err
+    }
   }
 
   async countActiveDevices(appId: AppId): Promise<number> {
