@@ -1,89 +1,159 @@
-import { Readable, Writable } from 'node:stream'
+import { once } from 'node:events'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { Readable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { BrokerPersistence } from './ports.js'
 import { coalesceQueueWrites, QUEUE_FLUSH_BYTES } from './queue-writes.js'
 
-/** A socket stand-in that records each write it gets from its buffer (one per syscall). */
-function recordingConn() {
-  const writes: Buffer[] = []
-  const conn = new Writable({
-    highWaterMark: 16384,
-    writev(chunks, cb) {
-      writes.push(Buffer.concat(chunks.map((c) => c.chunk as Buffer)))
-      cb()
-    },
-    write(chunk: Buffer, _enc, cb) {
-      writes.push(chunk)
-      cb()
-    },
-  })
-  return { conn, writes }
+/** A real TCP pair; the server side stands for a device's connection, its writes counted. */
+async function socketPair() {
+  const server: Server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  const accepted = once(server, 'connection') as Promise<[Socket]>
+  const device = connect(port, '127.0.0.1')
+  const [conn] = await accepted
+  await once(device, 'connect')
+  // each call of _write / _writev is one write to the kernel: its bytes
+  const writes: number[] = []
+  const s = conn as unknown as {
+    _write: (...a: unknown[]) => void
+    _writev: (...a: unknown[]) => void
+  }
+  const w = s._write.bind(conn)
+  const wv = s._writev.bind(conn)
+  s._write = (...a) => {
+    writes.push((a[0] as Buffer).length)
+    w(...a)
+  }
+  s._writev = (...a) => {
+    writes.push((a[0] as Array<{ chunk: Buffer }>).reduce((n, c) => n + c.chunk.length, 0))
+    wv(...a)
+  }
+  const received: Buffer[] = []
+  device.on('data', (d: Buffer) => received.push(d))
+  const close = () => {
+    device.destroy()
+    conn.destroy()
+    server.close()
+  }
+  return { conn, device, writes, received, close }
 }
+let cleanup: Array<() => void> = []
+afterEach(() => {
+  for (const c of cleanup) c()
+  cleanup = []
+})
 
 const publish = (i: number, bytes: number) =>
   ({
     cmd: 'publish',
     topic: 'a/b',
-    payload: Buffer.alloc(bytes, i),
+    payload: Buffer.alloc(bytes, i % 251),
     qos: 1,
-    messageId: i + 1,
+    messageId: (i % 65535) + 1,
     retain: false,
     dup: false,
   }) as mqttPacket.IPublishPacket
 
-/** As aedes drains a queue: one packet per turn of the event loop, each through mqtt-packet. */
-async function drain(
-  persistence: BrokerPersistence,
-  client: { id: string; conn: Writable },
-): Promise<boolean[]> {
-  const results: boolean[] = []
-  for await (const p of persistence.outgoingStream(client) as AsyncIterable<mqttPacket.Packet>) {
-    results.push(mqttPacket.writeToStream(p, client.conn))
+/**
+ * As aedes drains a queue: one packet per turn of the event loop, through mqtt-packet; a write
+ * that returns false waits for 'drain' (aedes gives up after its drain timeout).
+ */
+async function drain(persistence: BrokerPersistence, conn: Socket): Promise<void> {
+  for await (const p of persistence.outgoingStream({
+    id: 'd',
+    conn,
+  } as never) as AsyncIterable<mqttPacket.Packet>) {
+    if (!mqttPacket.writeToStream(p, conn)) {
+      const drained = once(conn, 'drain')
+      const timeout = new Promise((_, reject) =>
+        setTimeout(
+          () => reject(new Error('no drain within 3 s: the device would be dropped')),
+          3000,
+        ),
+      )
+      await Promise.race([drained, timeout])
+    }
     await new Promise((r) => setImmediate(r))
   }
-  return results
 }
 
 const persistenceOf = (packets: mqttPacket.Packet[]) =>
   ({ outgoingStream: () => Readable.from(packets) }) as unknown as BrokerPersistence
+const bytesOf = (packets: mqttPacket.Packet[]) =>
+  Buffer.concat(packets.map((p) => mqttPacket.generate(p)))
+const arrived = async (pair: { received: Buffer[] }, bytes: number) => {
+  const until = Date.now() + 5000
+  const length = () => pair.received.reduce((n, b) => n + b.length, 0)
+  while (length() < bytes && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+  return Buffer.concat(pair.received)
+}
 
 describe('coalesceQueueWrites', () => {
-  it('sends a small queue in one write instead of one per packet', async () => {
+  it('sends a small queue in one or two writes instead of one per packet', async () => {
     const packets = Array.from({ length: 20 }, (_, i) => publish(i, 100))
-    const expected = Buffer.concat(packets.map((p) => mqttPacket.generate(p)))
 
-    const plain = recordingConn()
-    await drain(persistenceOf(packets), { id: 'd', conn: plain.conn })
+    const plain = await socketPair()
+    cleanup.push(plain.close)
+    await drain(persistenceOf(packets), plain.conn)
     expect(plain.writes.length).toBe(20)
 
     const persistence = persistenceOf(packets)
     coalesceQueueWrites(persistence)
-    const c = recordingConn()
-    await drain(persistence, { id: 'd', conn: c.conn })
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    await drain(persistence, pair.conn)
     await new Promise((r) => setImmediate(r))
-    expect(c.writes.length).toBeLessThanOrEqual(2)
-    expect(Buffer.concat(c.writes)).toEqual(expected)
+    expect(pair.writes.length).toBeLessThanOrEqual(2)
+    expect(await arrived(pair, bytesOf(packets).length)).toEqual(bytesOf(packets))
     // the socket is left as it was: not corked, its own uncork again
-    expect(c.conn.writableCorked).toBe(0)
-    expect(Object.prototype.hasOwnProperty.call(c.conn, 'uncork')).toBe(false)
+    expect(pair.conn.writableCorked).toBe(0)
+    expect(Object.prototype.hasOwnProperty.call(pair.conn, 'uncork')).toBe(false)
   })
 
-  it('flushes a long queue every few kilobytes, below the high-water mark', async () => {
+  it('flushes a long queue every few kilobytes', async () => {
     const packets = Array.from({ length: 60 }, (_, i) => publish(i, 1000))
     const persistence = persistenceOf(packets)
     coalesceQueueWrites(persistence)
-    const c = recordingConn()
-    const results = await drain(persistence, { id: 'd', conn: c.conn })
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    await drain(persistence, pair.conn)
     await new Promise((r) => setImmediate(r))
-    // aedes waits for 'drain' when a write returns false: it never has to
-    expect(results.every(Boolean)).toBe(true)
-    expect(c.writes.length).toBeGreaterThan(3)
-    expect(c.writes.length).toBeLessThan(20)
-    for (const w of c.writes.slice(0, -1))
-      expect(w.length).toBeGreaterThanOrEqual(QUEUE_FLUSH_BYTES)
-    expect(Buffer.concat(c.writes)).toEqual(
-      Buffer.concat(packets.map((p) => mqttPacket.generate(p))),
-    )
+    expect(pair.writes.length).toBeGreaterThan(3)
+    expect(pair.writes.length).toBeLessThan(20)
+    for (const bytes of pair.writes.slice(0, -1))
+      expect(bytes).toBeGreaterThanOrEqual(QUEUE_FLUSH_BYTES)
+    expect(await arrived(pair, bytesOf(packets).length)).toEqual(bytesOf(packets))
+  })
+
+  it('keeps a device that reads slowly: its queue arrives whole once it reads again', async () => {
+    // ~6 MB: more than the kernel's buffers hold while the device does not read
+    const packets = Array.from({ length: 2000 }, (_, i) => publish(i, 3000))
+    const persistence = persistenceOf(packets)
+    coalesceQueueWrites(persistence)
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    pair.device.pause()
+    setTimeout(() => pair.device.resume(), 500)
+    await drain(persistence, pair.conn)
+    const expected = bytesOf(packets)
+    const got = await arrived(pair, expected.length)
+    expect(got.length).toBe(expected.length)
+    expect(got.equals(expected)).toBe(true)
+    expect(pair.conn.writableCorked).toBe(0)
+  })
+
+  it('leaves connections that are not TCP sockets alone', async () => {
+    const packets = [publish(1, 10)]
+    const persistence = persistenceOf(packets)
+    coalesceQueueWrites(persistence)
+    const notASocket = { cork: () => {}, uncork: () => {}, destroyed: false }
+    const stream = persistence.outgoingStream({ id: 'ws', conn: notASocket } as never)
+    expect(Object.prototype.hasOwnProperty.call(notASocket, 'uncork')).toBe(true)
+    expect(notASocket.uncork.name).toBe('uncork')
+    for await (const _ of stream) void _
   })
 })

@@ -5,34 +5,54 @@ import type { Db } from './database.js'
 /** How often the checkpointer copies committed pages from the log into the database. */
 export const CHECKPOINT_INTERVAL_MS = 100
 /**
- * A log this long (pages) is checkpointed in RESTART mode, which waits for the writer and so
- * briefly holds up commits: under writes without a pause, passive checkpoints never catch up
- * with the end of the log, and SQLite starts the log again only once one has. 16384 pages of
- * 4 KiB: 64 MiB.
+ * A log this long (pages) is started again: under writes without a pause, passive checkpoints
+ * never catch up with the end of the log, and SQLite reuses the log only once one has. The
+ * writer pauses for it (its commits queue; the event loop runs on). 16384 pages of 4 KiB:
+ * 64 MiB.
  */
 export const CHECKPOINT_RESTART_PAGES = 16384
+/** The longest the writer stays paused for a restart of the log. */
+export const RESTART_PAUSE_MAX_MS = 1000
 
 /*
  * The worker's code, plain CommonJS (a worker started from a string, so that the same code runs
  * from the TypeScript sources under test and from the build). Its own connection to the database
- * file; SQLite lets a checkpoint run beside a writer on another connection.
+ * file; SQLite lets a checkpoint run beside a writer on another connection. A RESTART checkpoint
+ * needs the write lock and waits for readers: it asks the main thread to pause its writer first,
+ * and waits for a reader (a `sqlite3` shell with a transaction open) 200 ms at most.
  */
 const WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.sqlite)
-const db = new Database(workerData.file, { timeout: 10000 })
+const db = new Database(workerData.file, { timeout: 200 })
 let timer
 let stopped = false
+let asked = false
 function run() {
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)')
-    if (r && r.log >= workerData.restartPages) db.pragma('wal_checkpoint(RESTART)')
+    if (r && r.log >= workerData.restartPages) {
+      asked = true
+      parentPort.postMessage({ pause: true })
+      return
+    }
   } catch (err) {
-    parentPort.postMessage({ error: String(err && err.stack || err) })
+    parentPort.postMessage({ error: String((err && err.stack) || err) })
   }
   if (!stopped) timer = setTimeout(run, workerData.intervalMs)
 }
 parentPort.on('message', (m) => {
+  if (m === 'paused' && asked) {
+    asked = false
+    try {
+      db.pragma('wal_checkpoint(RESTART)')
+    } catch (err) {
+      if (!/SQLITE_BUSY|locked/.test(String(err))) parentPort.postMessage({ error: String((err && err.stack) || err) })
+    }
+    parentPort.postMessage({ resume: true })
+    if (!stopped) timer = setTimeout(run, workerData.intervalMs)
+    return
+  }
   if (m !== 'stop') return
   stopped = true
   clearTimeout(timer)
@@ -41,6 +61,12 @@ parentPort.on('message', (m) => {
 })
 timer = setTimeout(run, workerData.intervalMs)
 `
+
+/** What the checkpointer needs of the writer: hold commits back while the log restarts. */
+export interface Pausable {
+  pause(): void
+  resume(): void
+}
 
 /**
  * Checkpoints of the write-ahead log in a thread of their own. A checkpoint syncs the log and the
@@ -53,30 +79,53 @@ export class Checkpointer {
   readonly #worker: Worker
   readonly #exited: Promise<void>
   #stopping = false
+  #failed = false
+  #pauseTimer: NodeJS.Timeout | undefined
 
-  constructor(db: Db, file: string, onError: (err: unknown) => void) {
-    db.pragma('wal_autocheckpoint = 0')
+  constructor(
+    db: Db,
+    file: string,
+    writer: Pausable,
+    onError: (err: unknown) => void,
+    options: { restartPages?: number } = {},
+  ) {
     this.#worker = new Worker(WORKER_CODE, {
       eval: true,
       workerData: {
         sqlite: createRequire(import.meta.url).resolve('better-sqlite3'),
         file,
         intervalMs: CHECKPOINT_INTERVAL_MS,
-        restartPages: CHECKPOINT_RESTART_PAGES,
+        restartPages: options.restartPages ?? CHECKPOINT_RESTART_PAGES,
       },
     })
+    db.pragma('wal_autocheckpoint = 0')
     this.#worker.unref()
+    const resume = () => {
+      if (this.#pauseTimer) clearTimeout(this.#pauseTimer)
+      this.#pauseTimer = undefined
+      writer.resume()
+    }
     const fallBack = (err: unknown) => {
+      resume()
+      if (this.#failed) return
+      this.#failed = true
       if (db.open) db.pragma('wal_autocheckpoint = 1000')
       onError(err)
     }
-    this.#worker.on('message', (m: { error?: string }) => {
+    this.#worker.on('message', (m: { error?: string; pause?: true; resume?: true }) => {
       if (m.error) onError(new Error(`checkpoint failed: ${m.error}`))
+      if (m.pause && !this.#stopping) {
+        writer.pause()
+        this.#pauseTimer = setTimeout(resume, RESTART_PAUSE_MAX_MS)
+        this.#worker.postMessage('paused')
+      }
+      if (m.resume) resume()
     })
     this.#worker.on('error', fallBack)
     this.#exited = new Promise<void>((resolve) => {
       this.#worker.on('exit', (code) => {
         if (!this.#stopping) fallBack(new Error(`the checkpoint thread exited (code ${code})`))
+        else resume()
         resolve()
       })
     })

@@ -46,10 +46,17 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     lock?.close()
     throw err
   }
-  const checkpointer = onDisk
-    ? new Checkpointer(db, join(options.dataDir, DATABASE_FILE), options.onWriteError)
-    : undefined
   const writer = new SqliteWriter(db, options.onWriteError)
+  let checkpointer: Checkpointer | undefined
+  try {
+    checkpointer = onDisk
+      ? new Checkpointer(db, join(options.dataDir, DATABASE_FILE), writer, options.onWriteError)
+      : undefined
+  } catch (err) {
+    db.close()
+    lock?.close()
+    throw err
+  }
   let running: Promise<{ file: string; bytes: number }> | undefined
   return {
     db,

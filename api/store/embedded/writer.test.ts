@@ -38,11 +38,12 @@ describe('SqliteWriter', () => {
     const begin = db.transaction.bind(db)
     db.transaction = ((fn: () => void) => {
       const t = begin(fn)
-      return () => {
+      const counted = (kind: (() => unknown) | undefined) => () => {
         if (!db.inTransaction) outer++
-        return t()
+        return (kind ?? t)()
       }
-    }) as typeof db.transaction
+      return Object.assign(counted(undefined), { immediate: counted(() => t.immediate()) })
+    }) as unknown as typeof db.transaction
     const ok1 = writer.commit(() => insert.run(1))
     const bad = writer.commit(() => insert.run(1)) // duplicate key
     writer.later(() => insert.run(1)) // write-behind failure goes to onError

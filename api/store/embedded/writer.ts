@@ -29,6 +29,7 @@ export class SqliteWriter {
   #immediate: NodeJS.Immediate | undefined
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  #paused = false
 
   constructor(db: Db, onError: (err: unknown) => void) {
     this.#db = db
@@ -53,8 +54,25 @@ export class SqliteWriter {
     this.#scheduleSoon()
   }
 
-  /** Commits everything queued now, synchronously. */
+  /**
+   * Commits what is queued, then holds further commits back (they queue) until `resume()`:
+   * the checkpoint thread restarts the log while nothing writes, without the event loop
+   * waiting on a lock.
+   */
+  pause(): void {
+    this.flush()
+    this.#paused = true
+  }
+
+  resume(): void {
+    if (!this.#paused) return
+    this.#paused = false
+    if (this.#queue.length > 0) this.#scheduleNow()
+  }
+
+  /** Commits everything queued now, synchronously (not while paused). */
   flush(): void {
+    if (this.#paused) return
     if (this.#immediate) clearImmediate(this.#immediate)
     if (this.#timer) clearTimeout(this.#timer)
     this.#immediate = undefined
@@ -63,9 +81,13 @@ export class SqliteWriter {
     if (batch.length === 0) return
     this.#queue = []
     try {
-      this.#db.transaction(() => {
-        for (const p of batch) p.op()
-      })()
+      // IMMEDIATE: the write lock is taken (and waited for) at BEGIN; a deferred transaction
+      // whose first op reads would fail at once, unwaited, on meeting another connection's lock
+      this.#db
+        .transaction(() => {
+          for (const p of batch) p.op()
+        })
+        .immediate()
     } catch (err) {
       if (!isConstraintError(err)) {
         // not the fault of one op (disk full, I/O): everything of the batch failed
@@ -81,16 +103,18 @@ export class SqliteWriter {
       // Ops take their inputs when queued, so running one again is safe.
       const failed = new Map<Pending, unknown>()
       try {
-        this.#db.transaction(() => {
-          for (const p of batch) {
-            try {
-              this.#db.transaction(p.op)()
-            } catch (err) {
-              if (!isConstraintError(err)) throw err
-              failed.set(p, err)
+        this.#db
+          .transaction(() => {
+            for (const p of batch) {
+              try {
+                this.#db.transaction(p.op)()
+              } catch (err) {
+                if (!isConstraintError(err)) throw err
+                failed.set(p, err)
+              }
             }
-          }
-        })()
+          })
+          .immediate()
       } catch (err) {
         for (const p of batch) {
           if (p.reject) p.reject(err)
@@ -110,6 +134,7 @@ export class SqliteWriter {
 
   /** Flushes and refuses further writes. */
   close(): void {
+    this.#paused = false
     this.flush()
     this.#closed = true
   }
@@ -120,7 +145,7 @@ export class SqliteWriter {
 
   /** Somebody waits for durability: commit on the next turn of the event loop. */
   #scheduleNow(): void {
-    if (this.#immediate) return
+    if (this.#immediate || this.#paused) return
     this.#immediate = setImmediate(() => this.flush())
   }
 
@@ -130,7 +155,7 @@ export class SqliteWriter {
    * less than many of a few (an offline device draining its queue acknowledges in bursts).
    */
   #scheduleSoon(): void {
-    if (this.#immediate || this.#timer) return
+    if (this.#immediate || this.#timer || this.#paused) return
     if (this.#queue.length >= WRITE_BEHIND_MAX_OPS) return this.#scheduleNow()
     this.#timer = setTimeout(() => this.flush(), WRITE_BEHIND_DELAY_MS)
   }

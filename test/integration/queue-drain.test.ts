@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectDevice } from '../helpers/mqtt.js'
+import { startTestServer, type TestServer } from '../helpers/server.js'
+
+/** A stored queue reaches a reconnecting device whole, however it reads (the drain coalesces writes). */
+describe('draining a stored queue', () => {
+  let s: TestServer
+  beforeAll(async () => {
+    s = await startTestServer()
+  })
+  afterAll(() => s.stop())
+
+  const queue = async (n: number, size: number) => {
+    const reg = await s.register()
+    const payload = 'x'.repeat(size)
+    for (let i = 0; i < n; i += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, n - i) }, () =>
+          s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload }),
+        ),
+      )
+    }
+    return reg
+  }
+
+  it('over WebSocket, more than a socket buffer of it', async () => {
+    const reg = await queue(100, 3000)
+    const d = await connectDevice(s.wsUrl, reg)
+    await d.waitFor(100, 15_000)
+    expect(d.received).toHaveLength(100)
+    await d.end()
+  }, 30_000)
+
+  it('over TCP to a device that stops reading for a second', async () => {
+    const reg = await queue(1000, 3000)
+    const d = await connectDevice(s.mqttUrl, reg)
+    const stream = (d.client as unknown as { stream: { pause(): void; resume(): void } }).stream
+    stream.pause()
+    await new Promise((r) => setTimeout(r, 1000))
+    stream.resume()
+    await d.waitFor(1000, 15_000)
+    expect(d.received).toHaveLength(1000)
+    await d.end()
+  }, 40_000)
+})
