@@ -88,7 +88,7 @@ export async function broadcast(
   await target.broadcast(to, `broadcast ${to}`)
   const s = await pool.waitFor((st) => st.distinct >= devices.length, 120_000)
   const lastMs = Math.max(1, s.lastAt - t0)
-  // the last acknowledgements' bookkeeping (write-behind: up to 10 ms) is part of the cost
+  // the last acknowledgements' bookkeeping (write-behind: up to 50 ms) is part of the cost
   await sleep(100)
   const cpu = cpuMs(target.pid) - cpuBefore
   return {

@@ -13,12 +13,18 @@ interface Pending {
  * as one transaction on the next turn of the event loop (group commit). Two kinds of writes:
  * - `commit(op)`: the promise resolves once the op is durable. Used where acceptance depends on
  *   durability (a message, a device, a queued packet, a subscription).
- * - `later(op)`: write-behind, nobody waits. Used where losing the last few milliseconds in a
- *   crash is harmless (receipts whose packet stays queued, last-seen times, queue bookkeeping).
+ * - `later(op)`: write-behind, nobody waits. Used where losing the last few dozen milliseconds
+ *   in a crash is harmless (receipts whose packet stays queued — it is delivered again, and
+ *   devices drop a message id they have seen —, last-seen times, queue bookkeeping).
  * Ops run in the order they were queued, so a durable commit also covers every earlier op.
  */
-/** How long write-behind operations may wait for company before they are committed. */
-export const WRITE_BEHIND_DELAY_MS = 10
+/**
+ * How long write-behind operations may wait for company before they are committed (a durable
+ * commit takes them along at once). Fewer, larger transactions write each hot page once: the
+ * broker's CPU per delivered message in the offline drain went 100–106 → 83–89 µs from 10 to
+ * 60 ms (alternating runs).
+ */
+export const WRITE_BEHIND_DELAY_MS = 50
 /** …unless this many are queued. */
 export const WRITE_BEHIND_MAX_OPS = 5000
 
