@@ -92,21 +92,25 @@ const arrived = async (pair: { received: Buffer[] }, bytes: number) => {
   return Buffer.concat(pair.received)
 }
 
+/** Drains `packets` to a fresh socket pair with the coalescing on (or off). */
+async function drained(packets: mqttPacket.Packet[], coalesce = true) {
+  const persistence = persistenceOf(packets)
+  if (coalesce) coalesceQueueWrites(persistence)
+  const pair = await socketPair()
+  cleanup.push(pair.close)
+  await drain(persistence, pair.conn)
+  await new Promise((r) => setImmediate(r))
+  return pair
+}
+
 describe('coalesceQueueWrites', () => {
   it('sends a small queue in one or two writes instead of one per packet', async () => {
     const packets = Array.from({ length: 20 }, (_, i) => publish(i, 100))
 
-    const plain = await socketPair()
-    cleanup.push(plain.close)
-    await drain(persistenceOf(packets), plain.conn)
+    const plain = await drained(packets, false)
     expect(plain.writes.length).toBe(20)
 
-    const persistence = persistenceOf(packets)
-    coalesceQueueWrites(persistence)
-    const pair = await socketPair()
-    cleanup.push(pair.close)
-    await drain(persistence, pair.conn)
-    await new Promise((r) => setImmediate(r))
+    const pair = await drained(packets)
     expect(pair.writes.length).toBeLessThanOrEqual(2)
     expect(await arrived(pair, bytesOf(packets).length)).toEqual(bytesOf(packets))
     // the socket is left as it was: not corked, its own uncork again
@@ -116,12 +120,7 @@ describe('coalesceQueueWrites', () => {
 
   it('flushes a long queue every few kilobytes', async () => {
     const packets = Array.from({ length: 60 }, (_, i) => publish(i, 1000))
-    const persistence = persistenceOf(packets)
-    coalesceQueueWrites(persistence)
-    const pair = await socketPair()
-    cleanup.push(pair.close)
-    await drain(persistence, pair.conn)
-    await new Promise((r) => setImmediate(r))
+    const pair = await drained(packets)
     expect(pair.writes.length).toBeGreaterThan(3)
     expect(pair.writes.length).toBeLessThan(20)
     for (const bytes of pair.writes.slice(0, -1))
