@@ -40,7 +40,12 @@ export function newRegId(): RegId {
 
 /** Time-ordered: 9 base36 characters of milliseconds (good until the year 5188), 10 random. */
 export function newMessageId(now: number): MessageId {
-  return `m${now.toString(36).padStart(9, '0')}${randomChars(BASE36, 10)}` as MessageId
+  return `${messageIdPrefix(now)}${randomChars(BASE36, 10)}` as MessageId
+}
+
+/** Every message id minted at `time` or later sorts after this string, every earlier one before. */
+export function messageIdPrefix(time: number): string {
+  return `m${time.toString(36).padStart(9, '0')}`
 }
 
 /** A secret of 32 random bytes, base64url (43 characters). */

@@ -29,6 +29,8 @@ describe('openDatabase', () => {
       ).map((r) => r.name)
       expect(indexes).not.toContain('broker_outgoing_packet')
       expect(indexes).toContain('devices_active')
+      expect(indexes).not.toContain('messages_created')
+      expect(indexes).toContain('messages_accepted')
       // queued entries survive the change of the queue table's key
       expect(db.prepare('SELECT seq, client_id, packet_id FROM broker_outgoing').all()).toEqual([
         { seq: 7, client_id: 'c1', packet_id: 3 },

@@ -156,4 +156,10 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE broker_outgoing;
   ALTER TABLE broker_outgoing_by_seq RENAME TO broker_outgoing;
   `,
+  // 4: two indexes every push wrote and no query read: retention walks the primary key (message
+  // ids are minted from the creation time), and nothing lists an app's messages by time yet
+  `
+  DROP INDEX messages_app_created;
+  DROP INDEX messages_created;
+  `,
 ]
