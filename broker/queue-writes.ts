@@ -21,7 +21,8 @@ interface Conn {
  * stream ends. A flush that the kernel does not take at once (a device reading slowly) ends the
  * coalescing for this drain: a socket corked again with a write outstanding would never finish
  * it, and aedes, waiting for 'drain', would drop the device. WebSocket connections are left
- * alone (their stream completes every write later; nothing to gain, the same risk).
+ * alone (their stream completes every write later; nothing to gain, the same risk). TLS
+ * sockets complete writes later too: for them the coalescing ends after the first flush.
  */
 export function coalesceQueueWrites(persistence: BrokerPersistence): void {
   const open = persistence.outgoingStream.bind(persistence)

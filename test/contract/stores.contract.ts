@@ -220,6 +220,26 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         expect(await s.messages.messageBelongsTo(m.id, OTHER)).toBe(false)
       })
 
+      it('pages through accepted messages oldest first, skipping those marked dispatched', async () => {
+        const times = [3, 1, 2, 2, 4].map((k) => 1_800_000_000_000 + k)
+        const ms = times.map((t) => message({ createdAt: t }))
+        for (const m of ms) await s.messages.insertMessage(m)
+        const order = [...ms]
+          .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
+          .map((m) => m.id)
+        s.messages.markDispatched(order[3]!) // not yet durable where the adapter writes behind
+        const seen: string[] = []
+        let after: { createdAt: number; id: MessageId } | undefined
+        for (;;) {
+          const page = await s.messages.listAccepted(2, after)
+          if (page.length === 0) break
+          seen.push(...page.map((m) => m.id))
+          const last = page[page.length - 1]!
+          after = { createdAt: last.createdAt, id: last.id }
+        }
+        expect(seen).toEqual(order.filter((id) => id !== order[3]))
+      })
+
       it('counts each delivery and each click once per device, clicks only after delivery', async () => {
         const m = message()
         await s.messages.insertMessage(m)

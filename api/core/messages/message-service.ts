@@ -73,9 +73,12 @@ export class MessageService {
     let sent = 0
     const now = this.#deps.clock.now()
     const queued = this.#deps.dispatcher.queuedMessageIds()
+    let after: { createdAt: number; id: MessageRecord['id'] } | undefined
     for (;;) {
-      const batch = await this.#deps.messages.listAccepted(100)
+      const batch = await this.#deps.messages.listAccepted(100, after)
       if (batch.length === 0) return sent
+      const last = batch[batch.length - 1] as MessageRecord
+      after = { createdAt: last.createdAt, id: last.id }
       for (const m of batch) {
         if (m.expiresAt <= now || queued.has(m.id)) {
           this.#deps.messages.markDispatched(m.id)
@@ -86,8 +89,7 @@ export class MessageService {
         for (const step of SEND_STEPS) await step(ctx, this.#deps)
         sent++
       }
-      // a turn of the event loop, so the write-behind marks of this batch get committed and
-      // the next listAccepted does not read past them again
+      // a turn of the event loop between pages: serving goes on while a long backlog recovers
       await setTimeout(1)
     }
   }

@@ -13,8 +13,14 @@ export interface MessageStore {
    * marks it (MessageService.recover).
    */
   markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void
-  /** Messages still `accepted` (not handed to the broker), oldest first. */
-  listAccepted(limit: number): Promise<MessageRecord[]>
+  /**
+   * Messages still `accepted` (not handed to the broker), oldest first (by creation time, then
+   * id); with `after`, only those after that message in this order (paging).
+   */
+  listAccepted(
+    limit: number,
+    after?: { createdAt: number; id: MessageId },
+  ): Promise<MessageRecord[]>
   /** Write-behind, idempotent per (message, device): counts each device once. */
   recordDelivered(messageId: MessageId, regId: RegId, at: number): void
   /**

@@ -78,7 +78,15 @@ describe('Checkpointer', () => {
     const errors: unknown[] = []
     const writer = new SqliteWriter(db, (e) => errors.push(e))
     const file = join(dir, DATABASE_FILE)
-    const cp = new Checkpointer(db, file, writer, (e) => errors.push(e), { restartPages })
+    let pauses = 0
+    const counted = {
+      pause: () => {
+        pauses++
+        writer.pause()
+      },
+      resume: () => writer.resume(),
+    }
+    const cp = new Checkpointer(db, file, counted, (e) => errors.push(e), { restartPages })
     db.exec('CREATE TABLE filler (x BLOB)')
     const insert = db.prepare('INSERT INTO filler VALUES (?)')
     /** n commits of ten 4 KB rows, a short pause after every tenth */
@@ -95,7 +103,7 @@ describe('Checkpointer', () => {
       await cp.stop()
       db.close()
     }
-    return { db, file, errors, writeMany, close }
+    return { db, file, errors, writeMany, close, pauses: () => pauses }
   }
 
   it('starts the log again under writes without a pause, so it stays bounded', async () => {
@@ -107,6 +115,10 @@ describe('Checkpointer', () => {
       expect(statSync(`${s.file}-wal`).size).toBeLessThan(10_000_000)
       expect(s.errors).toEqual([])
       expect(s.db.prepare('SELECT count(*) AS n FROM filler').get()).toEqual({ n: 6000 })
+      // idle after the burst: one restart at most, not a pause of the writer every 100 ms
+      const before = s.pauses()
+      await new Promise((r) => setTimeout(r, 1000))
+      expect(s.pauses() - before).toBeLessThanOrEqual(1)
     } finally {
       await s.close()
     }
@@ -123,6 +135,10 @@ describe('Checkpointer', () => {
       await s.writeMany(150)
       expect(s.errors).toEqual([])
       expect(s.db.prepare('SELECT count(*) AS n FROM filler').get()).toEqual({ n: 1500 })
+      // a restart that gave up is retried after a growing wait, not every 100 ms
+      const before = s.pauses()
+      await new Promise((r) => setTimeout(r, 1500))
+      expect(s.pauses() - before).toBeLessThanOrEqual(2)
     } finally {
       reader.exec('COMMIT')
       reader.close()

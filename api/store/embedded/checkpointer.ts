@@ -11,15 +11,20 @@ export const CHECKPOINT_INTERVAL_MS = 100
  * 64 MiB.
  */
 export const CHECKPOINT_RESTART_PAGES = 16384
-/** The longest the writer stays paused for a restart of the log. */
-export const RESTART_PAUSE_MAX_MS = 1000
+/**
+ * The longest the writer stays paused for a restart of the log: a guard against a stuck thread
+ * only (its restart waits 200 ms at most for readers; the rest is I/O). Resuming earlier would
+ * let the next commit wait on the lock the restart holds, with the event loop stopped.
+ */
+export const RESTART_PAUSE_MAX_MS = 10_000
 
 /*
  * The worker's code, plain CommonJS (a worker started from a string, so that the same code runs
  * from the TypeScript sources under test and from the build). Its own connection to the database
  * file; SQLite lets a checkpoint run beside a writer on another connection. A RESTART checkpoint
  * needs the write lock and waits for readers: it asks the main thread to pause its writer first,
- * and waits for a reader (a `sqlite3` shell with a transaction open) 200 ms at most.
+ * and waits for a reader (a `sqlite3` shell with a transaction open) 200 ms at most; after a
+ * restart that gave up it asks again after 1 s, 2 s, 4 s … (at most a minute).
  */
 const WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads')
@@ -28,10 +33,16 @@ const db = new Database(workerData.file, { timeout: 200 })
 let timer
 let stopped = false
 let asked = false
+// the log length a restart last succeeded at: until a write starts the log again, passive
+// checkpoints keep reporting it, and asking again would only pause the writer for nothing
+let restartedAt = -1
+// a reader holding an old snapshot makes the restart give up: wait longer before each retry
+let backoffMs = 0
+let retryAt = 0
 function run() {
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)')
-    if (r && r.log >= workerData.restartPages) {
+    if (r && r.log >= workerData.restartPages && r.log !== restartedAt && Date.now() >= retryAt) {
       asked = true
       parentPort.postMessage({ pause: true })
       return
@@ -45,9 +56,16 @@ parentPort.on('message', (m) => {
   if (m === 'paused' && asked) {
     asked = false
     try {
-      db.pragma('wal_checkpoint(RESTART)')
+      const [r] = db.pragma('wal_checkpoint(RESTART)')
+      if (r && r.busy === 0) {
+        restartedAt = r.log
+        backoffMs = 0
+      } else {
+        backoffMs = Math.min(Math.max(1000, backoffMs * 2), 60000)
+        retryAt = Date.now() + backoffMs
+      }
     } catch (err) {
-      if (!/SQLITE_BUSY|locked/.test(String(err))) parentPort.postMessage({ error: String((err && err.stack) || err) })
+      parentPort.postMessage({ error: String((err && err.stack) || err) })
     }
     parentPort.postMessage({ resume: true })
     if (!stopped) timer = setTimeout(run, workerData.intervalMs)

@@ -71,8 +71,9 @@ export class EmbeddedMessageStore implements MessageStore {
         `UPDATE messages SET state = 'dispatched', planned = ?, invalid = ?, filtered = ?, valid = ?
          WHERE id = ?`,
       ),
-      accepted: db.prepare<[number], MessageRow>(
-        `SELECT * FROM messages WHERE state = 'accepted' ORDER BY created_at LIMIT ?`,
+      accepted: db.prepare<[number, string, number], MessageRow>(
+        `SELECT * FROM messages WHERE state = 'accepted' AND (created_at, id) > (?, ?)
+         ORDER BY created_at, id LIMIT ?`,
       ),
       receipt: db.prepare(
         'INSERT INTO receipts (message_id, reg_id, delivered_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
@@ -153,12 +154,23 @@ export class EmbeddedMessageStore implements MessageStore {
     )
   }
 
-  async listAccepted(limit: number): Promise<MessageRecord[]> {
-    const rows = this.#s.accepted.all(limit + this.#pendingDispatched.size)
-    return rows
-      .filter((r) => !this.#pendingDispatched.has(r.id as MessageId))
-      .slice(0, limit)
-      .map(toRecord)
+  async listAccepted(
+    limit: number,
+    after?: { createdAt: number; id: MessageId },
+  ): Promise<MessageRecord[]> {
+    const out: MessageRecord[] = []
+    let from = after ?? { createdAt: -Infinity, id: '' }
+    // rows marked dispatched but not yet committed (write-behind) are skipped, not counted
+    while (out.length < limit) {
+      const rows = this.#s.accepted.all(from.createdAt, from.id, limit - out.length)
+      if (rows.length === 0) break
+      for (const r of rows) {
+        if (!this.#pendingDispatched.has(r.id as MessageId)) out.push(toRecord(r))
+      }
+      const last = rows[rows.length - 1] as MessageRow
+      from = { createdAt: last.created_at, id: last.id }
+    }
+    return out
   }
 
   recordDelivered(messageId: MessageId, regId: RegId, at: number): void {

@@ -162,4 +162,9 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX messages_app_created;
   DROP INDEX messages_created;
   `,
+  // 5: recovery pages through accepted messages by (created_at, id), from where it left off
+  `
+  DROP INDEX messages_accepted;
+  CREATE INDEX messages_accepted ON messages (created_at, id) WHERE state = 'accepted';
+  `,
 ]
