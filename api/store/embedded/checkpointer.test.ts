@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -58,6 +58,8 @@ describe('the embedded store on disk', () => {
   it('refuses a second store on the same data directory until the first is closed', async () => {
     const dir = tempDir()
     const first = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    // the lock leaves no journal file beside it
+    expect(readdirSync(dir).filter((f) => f.startsWith('mqpush.lock'))).toEqual(['mqpush.lock'])
     expect(() => openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })).toThrow(
       /in use by another process/,
     )

@@ -53,7 +53,7 @@ export function lockDataDir(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true })
   const lock = new Database(join(dataDir, LOCK_FILE), { timeout: 0 })
   try {
-    lock.pragma('journal_mode = OFF') // nothing is ever written: no journal file beside it
+    lock.pragma('journal_mode = MEMORY') // nothing is ever written: no journal file beside it
     lock.pragma('locking_mode = EXCLUSIVE')
     lock.exec('BEGIN EXCLUSIVE; COMMIT')
   } catch (err) {
