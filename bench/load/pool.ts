@@ -16,8 +16,10 @@ export class WorkerPool {
 
   static async start(count: number): Promise<WorkerPool> {
     const script = new URL('./worker.js', import.meta.url)
+    // MQPUSH_BENCH_WORKER_ARGS: node flags for the load workers, e.g. --cpu-prof
+    const execArgv = (process.env.MQPUSH_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean)
     const workers = Array.from({ length: count }, () =>
-      fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }),
     )
     return new WorkerPool(workers)
   }

@@ -45,6 +45,9 @@ function onMessage(clientId: string, payload: Buffer, at: number): void {
 
 const reply = (r: WorkerReply) => process.send?.(r)
 
+// stopped by the runner: exit normally, so that node flags such as --cpu-prof write their output
+process.on('SIGTERM', () => process.exit(0))
+
 process.on('message', (req: WorkerRequest) => {
   void handle(req)
 })
