@@ -105,7 +105,14 @@ describe('Checkpointer', () => {
       await cp.stop()
       db.close()
     }
-    return { db, file, errors, writeMany, close, pauses: () => pauses }
+    const rows = () => db.prepare('SELECT count(*) AS n FROM filler').get()
+    /** How often the writer was paused while nothing more was written for `ms`. */
+    const pausesWhileIdle = async (ms: number) => {
+      const before = pauses
+      await new Promise((r) => setTimeout(r, ms))
+      return pauses - before
+    }
+    return { file, errors, writeMany, close, rows, pausesWhileIdle }
   }
 
   it('starts the log again under writes without a pause, so it stays bounded', async () => {
@@ -116,11 +123,9 @@ describe('Checkpointer', () => {
       await s.writeMany(600)
       expect(statSync(`${s.file}-wal`).size).toBeLessThan(10_000_000)
       expect(s.errors).toEqual([])
-      expect(s.db.prepare('SELECT count(*) AS n FROM filler').get()).toEqual({ n: 6000 })
+      expect(s.rows()).toEqual({ n: 6000 })
       // idle after the burst: one restart at most, not a pause of the writer every 100 ms
-      const before = s.pauses()
-      await new Promise((r) => setTimeout(r, 1000))
-      expect(s.pauses() - before).toBeLessThanOrEqual(1)
+      expect(await s.pausesWhileIdle(1000)).toBeLessThanOrEqual(1)
     } finally {
       await s.close()
     }
@@ -136,11 +141,9 @@ describe('Checkpointer', () => {
       // after a short wait instead of holding the write lock (commits would fail "locked")
       await s.writeMany(150)
       expect(s.errors).toEqual([])
-      expect(s.db.prepare('SELECT count(*) AS n FROM filler').get()).toEqual({ n: 1500 })
+      expect(s.rows()).toEqual({ n: 1500 })
       // a restart that gave up is retried after a growing wait, not every 100 ms
-      const before = s.pauses()
-      await new Promise((r) => setTimeout(r, 1500))
-      expect(s.pauses() - before).toBeLessThanOrEqual(2)
+      expect(await s.pausesWhileIdle(1500)).toBeLessThanOrEqual(2)
     } finally {
       reader.exec('COMMIT')
       reader.close()

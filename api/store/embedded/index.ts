@@ -36,24 +36,21 @@ export interface EmbeddedStoreOptions {
 export function openEmbeddedStore(options: EmbeddedStoreOptions) {
   const onDisk = options.dataDir !== ':memory:'
   const lock = onDisk ? lockDataDir(options.dataDir) : undefined
-  let db: ReturnType<typeof openDatabase>
+  let db: ReturnType<typeof openDatabase> | undefined
+  let writer: SqliteWriter
+  let checkpointer: Checkpointer | undefined
   try {
     db = openDatabase({
       dataDir: options.dataDir,
       ...(options.synchronous && { synchronous: options.synchronous }),
     })
+    writer = new SqliteWriter(db, options.onWriteError)
+    if (onDisk) {
+      const file = join(options.dataDir, DATABASE_FILE)
+      checkpointer = new Checkpointer(db, file, writer, options.onWriteError)
+    }
   } catch (err) {
-    lock?.close()
-    throw err
-  }
-  const writer = new SqliteWriter(db, options.onWriteError)
-  let checkpointer: Checkpointer | undefined
-  try {
-    checkpointer = onDisk
-      ? new Checkpointer(db, join(options.dataDir, DATABASE_FILE), writer, options.onWriteError)
-      : undefined
-  } catch (err) {
-    db.close()
+    db?.close()
     lock?.close()
     throw err
   }
