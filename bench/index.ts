@@ -27,6 +27,7 @@ const { values: a } = parseArgs({
     'offline-devices': { type: 'string', default: '1000' },
     'offline-messages': { type: 'string', default: '20' },
     'restart-messages': { type: 'string', default: '100000' },
+    'broadcast-rounds': { type: 'string', default: '5' },
     workers: { type: 'string', default: '4' },
     out: { type: 'string', default: 'bench-results/latest.json' },
     help: { type: 'boolean', default: false },
@@ -44,6 +45,7 @@ if (a.help) {
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
   --restart-messages M   messages queued before kill -9                     [100000]
+  --broadcast-rounds B   measured broadcasts of each kind; figures are medians [5]
   --workers W            load-generator processes (one loopback address each) [4]
   --out FILE             JSON results                                       [bench-results/latest.json]`)
   process.exit(0)
@@ -64,6 +66,7 @@ const opts = {
   offlineDevices: int('offline-devices', a['offline-devices']),
   offlineMessages: int('offline-messages', a['offline-messages']),
   restartMessages: int('restart-messages', a['restart-messages']),
+  broadcastRounds: int('broadcast-rounds', a['broadcast-rounds']),
   workers: int('workers', a.workers),
   out: a.out,
 }
@@ -143,9 +146,21 @@ try {
         r.hold = h.result
         if (wants('broadcast')) {
           console.error('  broadcast: all')
-          r.broadcastAll = await scenario.broadcast(pool, target, h.devices, 'all')
+          r.broadcastAll = await scenario.broadcast(
+            pool,
+            target,
+            h.devices,
+            'all',
+            opts.broadcastRounds,
+          )
           console.error('  broadcast: topic')
-          r.broadcastTopic = await scenario.broadcast(pool, target, h.devices, 'topic')
+          r.broadcastTopic = await scenario.broadcast(
+            pool,
+            target,
+            h.devices,
+            'topic',
+            opts.broadcastRounds,
+          )
         }
         if (wants('unicast') && isMqpush) {
           console.error(`  unicast: ${opts.rate}/s for ${opts.seconds} s, then closed loop`)

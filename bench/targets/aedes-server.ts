@@ -9,3 +9,5 @@ const server = createServer((socket) => {
   aedes.handle(socket)
 })
 server.listen(port, '127.0.0.1')
+// the bench stops it with SIGTERM: exit normally, so that node flags such as --cpu-prof write
+process.on('SIGTERM', () => process.exit(0))

@@ -46,7 +46,8 @@ async function bareBroker(name: string, child: ChildProcess, port: number, clean
     },
     async stop() {
       publisher.close()
-      child.kill('SIGKILL')
+      // SIGTERM lets the plain Aedes baseline exit normally (so --cpu-prof writes its profile)
+      child.kill(name === 'mosquitto' ? 'SIGKILL' : 'SIGTERM')
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
     },
   }
@@ -57,7 +58,11 @@ async function bareBroker(name: string, child: ChildProcess, port: number, clean
 export async function startPlainAedes(): Promise<Target> {
   const port = await freePort()
   const script = new URL('./aedes-server.js', import.meta.url)
-  const child = spawn(process.execPath, [script.pathname, String(port)], { stdio: 'inherit' })
+  // MQPUSH_BENCH_BASELINE_ARGS: node flags for the plain Aedes baseline, e.g. --cpu-prof
+  const nodeArgs = (process.env.MQPUSH_BENCH_BASELINE_ARGS ?? '').split(' ').filter(Boolean)
+  const child = spawn(process.execPath, [...nodeArgs, script.pathname, String(port)], {
+    stdio: 'inherit',
+  })
   return bareBroker('aedes (memory)', child, port, () => {})
 }
 

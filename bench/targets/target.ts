@@ -30,10 +30,16 @@ export function rssBytes(pid: number): number {
 
 /** CPU time a process has used, user + system, in milliseconds (Linux; clock ticks of 10 ms). */
 export function cpuMs(pid: number): number {
+  const t = cpuTimesMs(pid)
+  return t.user + t.system
+}
+
+/** A process's CPU time so far, in user space (its own code) and in the kernel, ms. */
+export function cpuTimesMs(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   // the fields after the command name, which is in parentheses and may hold spaces
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
+  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 }
 }
 
 export function freePort(): Promise<number> {

@@ -255,6 +255,32 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         expect(f).toMatchObject({ delivered: 2, clicked: 1 })
       })
 
+      it('counts a broadcast’s receipts once per device, at one time or many', async () => {
+        const m = message()
+        const other = message()
+        await s.messages.insertMessage(m)
+        await s.messages.insertMessage(other)
+        const devices = Array.from({ length: 50 }, () => regId())
+        // the first ten arrive in an earlier commit
+        for (const d of devices.slice(0, 10)) s.messages.recordDelivered(m.id, d, 5)
+        await s.settle()
+        // then all fifty at one millisecond, one of them twice, another message in between,
+        // then some at the next millisecond again
+        for (const d of devices.slice(0, 25)) s.messages.recordDelivered(m.id, d, 7)
+        s.messages.recordDelivered(m.id, devices[3]!, 7)
+        s.messages.recordDelivered(other.id, devices[0]!, 7)
+        for (const d of devices.slice(25)) s.messages.recordDelivered(m.id, d, 7)
+        for (const d of devices.slice(40)) s.messages.recordDelivered(m.id, d, 8)
+        await s.settle()
+        expect((await s.messages.getMessage(m.id))?.funnel.delivered).toBe(50)
+        expect((await s.messages.getMessage(other.id))?.funnel.delivered).toBe(1)
+        // each device has its receipt: a click counts
+        for (const d of [devices[0]!, devices[24]!, devices[49]!]) {
+          expect(await s.messages.recordClicked(m.id, d, 9)).toBe(true)
+        }
+        expect(await s.messages.recordClicked(other.id, devices[1]!, 9)).toBe(false)
+      })
+
       it('deletes messages older than a time, with their receipts', async () => {
         const old = message({ createdAt: 1_000_000_000_000 })
         const recent = message({ createdAt: 1_900_000_000_000 })

@@ -1,9 +1,9 @@
 import Packet from 'aedes-packet'
 import { QlobberTrue } from 'qlobber'
-import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
 import { Readable } from 'node:stream'
 import { readEnvelopeExpiry } from '../../../sdk/protocol/envelope.js'
 import type { Db } from './database.js'
+import { SubscriptionIndex } from './subscription-index.js'
 import type { SqliteWriter } from './writer.js'
 
 /**
@@ -11,7 +11,7 @@ import type { SqliteWriter } from './writer.js'
  * interface of aedes-persistence 11, checked by its abstract test suite) whose state lives in
  * memory for reads and in SQLite for durability.
  *
- * Reads never touch the disk: subscriptions (a qlobber trie), offline queues, retained messages
+ * Reads never touch the disk: subscriptions (a topic index, see SubscriptionIndex), offline queues, retained messages
  * and wills are loaded once at setup. Writes go through the shared SqliteWriter: those a
  * protocol guarantee depends on (a queued packet, a subscription, a QoS 2 incoming packet, a
  * retained message, a will) resolve after their commit; queue bookkeeping (packet id assigned,
@@ -173,7 +173,7 @@ export class EmbeddedBrokerPersistence {
   #destroyed = false
 
   readonly #subscriptions = new Map<string, Map<string, SubRecord>>()
-  #trie = new QlobberSub(QLOBBER_OPTIONS)
+  readonly #index = new SubscriptionIndex()
   readonly #retained = new Map<string, AnyPacket>()
   readonly #outgoing = new Map<string, OutQueue>()
   readonly #packets = new Map<number, StoredPacket>()
@@ -373,7 +373,7 @@ export class EmbeddedBrokerPersistence {
     }
     const previous = stored.get(topic)
     if (record.qos > 0) {
-      this.#trie.add(topic, {
+      this.#index.add({
         clientId,
         topic,
         qos: record.qos,
@@ -382,7 +382,7 @@ export class EmbeddedBrokerPersistence {
         nl: record.nl,
       })
     } else if (previous && previous.qos > 0) {
-      this.#trie.remove(topic, { clientId, topic })
+      this.#index.remove(clientId, topic)
     }
     stored.set(topic, record)
   }
@@ -410,7 +410,7 @@ export class EmbeddedBrokerPersistence {
       for (const topic of topics) {
         const sub = stored.get(topic)
         if (sub === undefined) continue
-        if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+        if (sub.qos > 0) this.#index.remove(client.id, topic)
         stored.delete(topic)
       }
       if (stored.size === 0) this.#subscriptions.delete(client.id)
@@ -427,18 +427,18 @@ export class EmbeddedBrokerPersistence {
   }
 
   async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
-    return { subsCount: this.#trie.subscriptionsCount, clientsCount: this.#subscriptions.size }
+    return { subsCount: this.#index.count, clientsCount: this.#subscriptions.size }
   }
 
-  async subscriptionsByTopic(pattern: string) {
-    return this.#trie.match(pattern)
+  async subscriptionsByTopic(topic: string) {
+    return this.#index.match(topic)
   }
 
   async cleanSubscriptions(client: Client): Promise<void> {
     const stored = this.#subscriptions.get(client.id)
     if (stored) {
       for (const [topic, sub] of stored) {
-        if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+        if (sub.qos > 0) this.#index.remove(client.id, topic)
       }
       this.#subscriptions.delete(client.id)
     }
