@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encodeEnvelope } from '../../../sdk/protocol/envelope.js'
 import type { MessageId } from '../../../sdk/protocol/ids.js'
-import { EmbeddedBrokerPersistence } from './broker-persistence.js'
+import { EmbeddedBrokerPersistence, FANOUT_MIN_CLIENTS } from './broker-persistence.js'
 import { type Db, openDatabase } from './database.js'
 import { SqliteWriter } from './writer.js'
 
@@ -206,6 +206,117 @@ describe('EmbeddedBrokerPersistence durability', () => {
     expect(await b.p.subscriptionsByClient({ id: 'c1' })).toEqual([])
     expect(await list(b.p.outgoingStream({ id: 'c1' }))).toEqual([])
     expect(count(b.db, 'broker_packets')).toBe(0)
+    b.crash()
+  })
+})
+
+describe('EmbeddedBrokerPersistence fan-outs (a packet queued for many clients at once)', () => {
+  const N = 20000 // three chunks of bits
+  const clients = Array.from({ length: N }, (_, i) => `c${i}`)
+  const subs = clients.map((clientId) => ({ clientId }))
+  const payloadsOf = async (p: EmbeddedBrokerPersistence, clientId: string) =>
+    (await list(p.outgoingStream({ id: clientId }))).map((x) => x.payload.toString())
+  const ack = async (p: EmbeddedBrokerPersistence, clientId: string, counter: number, id = 1) => {
+    await p.outgoingUpdate({ id: clientId }, { ...packet(counter), messageId: id })
+    await p.outgoingClearMessageId({ id: clientId }, { messageId: id })
+  }
+
+  it('writes one row for the whole enqueue, and restores exactly what was not acknowledged', async () => {
+    const a = await open()
+    expect(N).toBeGreaterThan(FANOUT_MIN_CLIENTS)
+    await a.p.outgoingEnqueueCombi(subs, packet(1, 'broadcast'))
+    // a smaller enqueue keeps its rows
+    await a.p.outgoingEnqueueCombi(subs.slice(0, 3), packet(2, 'small'))
+    expect(count(a.db, 'broker_fanouts')).toBe(1)
+    expect(count(a.db, 'broker_outgoing')).toBe(3)
+    // acknowledged: every third client, across all chunks
+    const acked = clients.filter((_, i) => i % 3 === 0)
+    for (const c of acked) await ack(a.p, c, 1)
+    await a.settle()
+    expect(count(a.db, 'broker_outgoing')).toBe(3) // no row per acknowledgement either
+    expect(count(a.db, 'broker_fanout_done')).toBe(3)
+    a.crash()
+
+    const b = await open(a.dataDir)
+    expect(b.p.queuedCount()).toBe(N - acked.length + 3)
+    expect(await payloadsOf(b.p, 'c0')).toEqual(['small'])
+    // order kept across the two sources: the fan-out entry came first
+    expect(await payloadsOf(b.p, 'c1')).toEqual(['broadcast', 'small'])
+    expect(await payloadsOf(b.p, 'c3')).toEqual([])
+    expect(await payloadsOf(b.p, `c${N - 1}`)).toEqual(['broadcast'])
+    expect(await payloadsOf(b.p, `c${N - 2}`)).toEqual([])
+    // the rest acknowledged: the packet, its fan-out row and its bits all go
+    const done = new Set(acked)
+    for (const c of clients) if (!done.has(c)) await ack(b.p, c, 1)
+    await b.settle()
+    expect(count(b.db, 'broker_fanouts')).toBe(0)
+    expect(count(b.db, 'broker_fanout_done')).toBe(0)
+    expect(count(b.db, 'broker_packets')).toBe(1) // 'small' is still queued
+    b.crash()
+    const c = await open(a.dataDir)
+    expect(c.p.queuedCount()).toBe(3)
+    c.crash()
+  })
+
+  it('numbers later entries after a restored fan-out, and keeps a client’s queue in order', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi(subs.slice(0, 100), packet(1, 'first'))
+    a.crash()
+    const b = await open(a.dataDir)
+    await b.p.outgoingEnqueueCombi([{ clientId: 'c5' }], packet(2, 'second'))
+    await b.p.outgoingEnqueueCombi(subs.slice(0, 100), packet(3, 'third'))
+    b.crash()
+    const c = await open(a.dataDir)
+    expect(await payloadsOf(c.p, 'c5')).toEqual(['first', 'second', 'third'])
+    c.crash()
+  })
+
+  it('moves an entry replaced by a QoS 2 release into a row of its own', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi(subs.slice(0, 100), packet(1))
+    await a.p.outgoingUpdate({ id: 'c7' }, { ...packet(1), messageId: 9 })
+    await a.p.outgoingUpdate({ id: 'c7' }, { cmd: 'pubrel', messageId: 9 })
+    // another broker's packet takes c8's packet identifier
+    await a.p.outgoingUpdate({ id: 'c8' }, { ...packet(1), messageId: 4 })
+    await a.p.outgoingUpdate(
+      { id: 'c8' },
+      { ...packet(1, 'other broker'), brokerId: 'broker-2', messageId: 4 },
+    )
+    await a.settle()
+    expect(count(a.db, 'broker_outgoing')).toBe(2)
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await list(b.p.outgoingStream({ id: 'c7' }))).toEqual([{ cmd: 'pubrel', messageId: 9 }])
+    expect(await payloadsOf(b.p, 'c8')).toEqual(['other broker'])
+    expect(b.p.queuedCount()).toBe(100)
+    b.crash()
+  })
+
+  it('drops a client’s entries and sweeps expired ones durably', async () => {
+    const a = await open()
+    const env = Buffer.from(
+      encodeEnvelope({
+        id: `m${'0'.repeat(19)}` as MessageId,
+        expiresAt: 1_800_000_000_000,
+        kind: 'passThrough',
+        sentAt: 1_700_000_000_000,
+        target: { type: 'all' },
+        payload: 'p',
+      }),
+    )
+    await a.p.outgoingEnqueueCombi(subs.slice(0, 100), packet(1, 'kept'))
+    await a.p.outgoingEnqueueCombi(subs.slice(0, 100), packet(2, env))
+    await a.p.dropClient('c1')
+    // c2 has the expiring one in flight: its PUBACK clears it
+    await a.p.outgoingUpdate({ id: 'c2' }, { ...packet(1), messageId: 1 })
+    await a.p.outgoingUpdate({ id: 'c2' }, { ...packet(2), messageId: 2 })
+    expect(await a.p.sweepExpired(1_850_000_000_000)).toBe(98)
+    a.crash() // no settle: both were durable commits
+    const b = await open(a.dataDir)
+    expect(await payloadsOf(b.p, 'c1')).toEqual([])
+    expect(await payloadsOf(b.p, 'c0')).toEqual(['kept'])
+    expect((await list(b.p.outgoingStream({ id: 'c2' }))).length).toBe(2)
+    expect(b.p.queuedCount()).toBe(99 + 1)
     b.crash()
   })
 })

@@ -19,6 +19,8 @@ import type { SqliteWriter } from './writer.js'
  * which devices de-duplicate by message id.
  *
  * A packet published to many subscribers is stored once and referenced by each queue entry.
+ * Queued for many clients at once (a broadcast), its entries are one fan-out row rather than a
+ * row each, and the entries that left the queue are bits (see Fanout).
  */
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- aedes hands us loosely shaped packets */
@@ -48,8 +50,52 @@ interface StoredPacket {
   refs: number
 }
 
+/**
+ * A packet queued for FANOUT_MIN_CLIENTS or more clients in one enqueue: durably one row with
+ * its clients in order (entry i has sequence firstSeq + i) and a bit per entry once it left
+ * the queue (acknowledged, expired, dropped, or moved to a broker_outgoing row of its own). A
+ * broadcast to 10000 devices writes one row and ~2 KB of bits in place of 10000 queue rows
+ * inserted and 10000 deleted.
+ */
+class Fanout {
+  readonly stored: StoredPacket
+  readonly firstSeq: number
+  readonly done: Buffer
+  /** Chunks changed since the write-behind op that will write them was queued. */
+  pending: Set<number> | undefined
+
+  constructor(stored: StoredPacket, firstSeq: number, count: number) {
+    this.stored = stored
+    this.firstSeq = firstSeq
+    this.done = Buffer.alloc(Math.ceil(count / 8))
+  }
+
+  /** Marks the entry as gone; returns its chunk. */
+  markDone(seq: number): number {
+    const i = seq - this.firstSeq
+    this.done[i >> 3] = (this.done[i >> 3] as number) | (1 << (i & 7))
+    return Math.floor(i / FANOUT_CHUNK_ENTRIES)
+  }
+
+  isDone(i: number): boolean {
+    return ((this.done[i >> 3] as number) & (1 << (i & 7))) !== 0
+  }
+
+  chunkBits(chunk: number): Buffer {
+    const bytes = FANOUT_CHUNK_ENTRIES / 8
+    return this.done.subarray(chunk * bytes, (chunk + 1) * bytes)
+  }
+}
+
+/** An enqueue for at least this many clients is stored as one fan-out row. */
+export const FANOUT_MIN_CLIENTS = 32
+/** Entries per row of broker_fanout_done (1 KB of bits). */
+const FANOUT_CHUNK_ENTRIES = 8192
+
 interface QueueEntry {
   seq: number
+  /** Set while the entry is part of a fan-out row rather than a row of its own. */
+  fanout: Fanout | undefined
   stored: StoredPacket | undefined
   messageId: number | undefined
   /** 'pubrel' once a QoS 2 publish was released; the packet is no longer needed then. */
@@ -177,6 +223,8 @@ export class EmbeddedBrokerPersistence {
   readonly #retained = new Map<string, AnyPacket>()
   readonly #outgoing = new Map<string, OutQueue>()
   readonly #packets = new Map<number, StoredPacket>()
+  /** Fan-outs by packet id, while any of their entries is queued. */
+  readonly #fanouts = new Map<number, Fanout>()
   readonly #incoming = new Map<string, Map<number, AnyPacket>>()
   readonly #wills = new Map<string, AnyPacket>()
   #nextSeq = 1
@@ -202,6 +250,17 @@ export class EmbeddedBrokerPersistence {
       updateOut: db.prepare('UPDATE broker_outgoing SET message_id = ?, cmd = ? WHERE seq = ?'),
       updateOutPacket: db.prepare('UPDATE broker_outgoing SET packet_id = ? WHERE seq = ?'),
       deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE seq = ?'),
+      insertFanout: db.prepare(
+        'INSERT INTO broker_fanouts (packet_id, first_seq, clients) VALUES (?, ?, ?)',
+      ),
+      upsertDone: db.prepare(
+        `INSERT INTO broker_fanout_done (packet_id, chunk, bits) VALUES (?, ?, ?)
+         ON CONFLICT (packet_id, chunk) DO UPDATE SET bits = excluded.bits`,
+      ),
+      doneOf: db.prepare('SELECT chunk, bits FROM broker_fanout_done WHERE packet_id = ?'),
+      // one op deletes a fan-out row with its bits
+      deleteFanoutRow: db.prepare('DELETE FROM broker_fanouts WHERE packet_id = ?'),
+      deleteFanoutDone: db.prepare('DELETE FROM broker_fanout_done WHERE packet_id = ?'),
       upsertIncoming: db.prepare(
         `INSERT INTO broker_incoming (client_id, message_id, meta, payload) VALUES (?, ?, ?, ?)
          ON CONFLICT (client_id, message_id) DO UPDATE SET meta = excluded.meta, payload = excluded.payload`,
@@ -278,6 +337,45 @@ export class EmbeddedBrokerPersistence {
       })
       if (r.id >= this.#nextPacketId) this.#nextPacketId = r.id + 1
     }
+    // queue entries come from two places, rows and fan-outs; each client's queue is in seq order
+    const loaded: Array<[clientId: string, entry: QueueEntry]> = []
+    const staleFanouts: number[] = []
+    for (const r of db
+      .prepare<[], { packet_id: number; first_seq: number; clients: string }>(
+        'SELECT packet_id, first_seq, clients FROM broker_fanouts',
+      )
+      .all()) {
+      const stored = this.#packets.get(r.packet_id)
+      if (!stored) {
+        staleFanouts.push(r.packet_id)
+        continue
+      }
+      const clients = JSON.parse(r.clients) as string[]
+      const fanout = new Fanout(stored, r.first_seq, clients.length)
+      for (const d of this.#s.doneOf.all(r.packet_id) as Array<{ chunk: number; bits: Buffer }>) {
+        d.bits.copy(fanout.done, d.chunk * (FANOUT_CHUNK_ENTRIES / 8))
+      }
+      this.#fanouts.set(stored.id, fanout)
+      clients.forEach((clientId, i) => {
+        if (fanout.isDone(i)) return
+        stored.refs++
+        loaded.push([
+          clientId,
+          {
+            seq: r.first_seq + i,
+            fanout,
+            stored,
+            messageId: undefined,
+            cmd: 'publish',
+            committed: true,
+          },
+        ])
+      })
+      if (r.first_seq + clients.length > this.#nextSeq) {
+        this.#nextSeq = r.first_seq + clients.length
+      }
+    }
+    const fromFanouts = loaded.length > 0
     const stale: number[] = []
     for (const r of db
       .prepare<
@@ -299,28 +397,43 @@ export class EmbeddedBrokerPersistence {
         continue
       }
       if (stored) stored.refs++
-      this.#queueOf(r.client_id, true).push({
-        seq: r.seq,
-        stored,
-        messageId: r.message_id ?? undefined,
-        cmd,
-        committed: true,
-      })
+      loaded.push([
+        r.client_id,
+        {
+          seq: r.seq,
+          fanout: undefined,
+          stored,
+          messageId: r.message_id ?? undefined,
+          cmd,
+          committed: true,
+        },
+      ])
       if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1
     }
+    if (fromFanouts) loaded.sort((a, b) => a[1].seq - b[1].seq)
+    for (const [clientId, entry] of loaded) this.#queueOf(clientId, true).push(entry)
     if (stale.length > 0) {
       db.transaction(() => {
         for (const seq of stale) this.#s.deleteOut.run(seq)
       })()
     }
-    // packets nobody references any more (acknowledged before a crash) go now
+    // packets nobody references any more (acknowledged before a crash) go now, with their
+    // fan-out rows; so do the bits of fan-outs that are gone
     const orphans = [...this.#packets.values()].filter((p) => p.refs === 0)
-    for (const p of orphans) this.#packets.delete(p.id)
-    if (orphans.length > 0) {
-      db.transaction(() => {
-        for (const p of orphans) this.#s.deletePacket.run(p.id)
-      })()
+    for (const p of orphans) {
+      this.#packets.delete(p.id)
+      this.#fanouts.delete(p.id)
     }
+    db.transaction(() => {
+      for (const p of orphans) {
+        this.#s.deletePacket.run(p.id)
+        this.#deleteFanoutRows(p.id)
+      }
+      for (const id of staleFanouts) this.#deleteFanoutRows(id)
+      db.prepare(
+        'DELETE FROM broker_fanout_done WHERE packet_id NOT IN (SELECT packet_id FROM broker_fanouts)',
+      ).run()
+    })()
   }
 
   /** Extension: the payloads of every packet still queued for some client. */
@@ -485,10 +598,52 @@ export class EmbeddedBrokerPersistence {
     stored.refs--
     if (stored.refs === 0) {
       this.#packets.delete(stored.id)
+      const fanout = this.#fanouts.delete(stored.id)
       this.#w.later(() => {
         this.#s.deletePacket.run(stored.id)
+        if (fanout) this.#deleteFanoutRows(stored.id)
       })
     }
+  }
+
+  #deleteFanoutRows(packetId: number): void {
+    this.#s.deleteFanoutRow.run(packetId)
+    this.#s.deleteFanoutDone.run(packetId)
+  }
+
+  /**
+   * The entry left its client's queue for good: its row goes, or its fan-out bit is set (both
+   * write-behind: lost in a crash, the entry is delivered again). Call before releasing its
+   * packet, so that the packet's deletion is queued after.
+   */
+  #forget(e: QueueEntry): void {
+    const fanout = e.fanout
+    if (!fanout) {
+      const seq = e.seq
+      this.#w.later(() => {
+        this.#s.deleteOut.run(seq)
+      })
+      return
+    }
+    const chunk = fanout.markDone(e.seq)
+    if (fanout.pending) {
+      fanout.pending.add(chunk)
+      return
+    }
+    // the op owns its set of chunks: run again after a rollback, it writes them again
+    const chunks = new Set([chunk])
+    fanout.pending = chunks
+    this.#w.later(() => {
+      if (fanout.pending === chunks) fanout.pending = undefined
+      this.#writeChunks(fanout, chunks)
+    })
+  }
+
+  /** Writes these chunks of the fan-out's bits as they stand (within a writer op). */
+  #writeChunks(fanout: Fanout, chunks: Iterable<number>): void {
+    // a fan-out released meanwhile has its rows deleted by an op queued after this one
+    if (this.#fanouts.get(fanout.stored.id) !== fanout) return
+    for (const c of chunks) this.#s.upsertDone.run(fanout.stored.id, c, fanout.chunkBits(c))
   }
 
   /** A fresh packet object for aedes, as the queue entry stands now. */
@@ -506,27 +661,40 @@ export class EmbeddedBrokerPersistence {
   async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
     if (subs.length === 0) return
     const stored = this.#storePacket(packet)
-    const rows: Array<[string, number]> = []
-    const entries: QueueEntry[] = []
-    for (const sub of subs) {
-      const seq = this.#nextSeq++
-      stored.refs++
+    const fanout =
+      subs.length >= FANOUT_MIN_CLIENTS ? new Fanout(stored, this.#nextSeq, subs.length) : undefined
+    if (fanout) this.#fanouts.set(stored.id, fanout)
+    const entries: QueueEntry[] = new Array(subs.length)
+    for (let i = 0; i < subs.length; i++) {
       const entry: QueueEntry = {
-        seq,
+        seq: this.#nextSeq++,
+        fanout,
         stored,
         messageId: undefined,
         cmd: 'publish',
         committed: false,
       }
-      this.#queueOf(sub.clientId, true).push(entry)
-      entries.push(entry)
-      rows.push([sub.clientId, seq])
+      stored.refs++
+      this.#queueOf((subs[i] as { clientId: string }).clientId, true).push(entry)
+      entries[i] = entry
     }
     const [meta, payload] = splitPacket(stored.packet)
+    const clients = fanout ? JSON.stringify(subs.map((s) => s.clientId)) : undefined
     await this.#w.commit(() => {
       this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
-      for (const [clientId, seq] of rows) {
-        this.#s.insertOut.run(seq, clientId, stored.id, null, null)
+      if (fanout) {
+        this.#s.insertFanout.run(stored.id, fanout.firstSeq, clients)
+        return
+      }
+      for (let i = 0; i < subs.length; i++) {
+        const seq = (entries[i] as QueueEntry).seq
+        this.#s.insertOut.run(
+          seq,
+          (subs[i] as { clientId: string }).clientId,
+          stored.id,
+          null,
+          null,
+        )
       }
     })
     for (const e of entries) e.committed = true
@@ -558,25 +726,43 @@ export class EmbeddedBrokerPersistence {
     const e = q.items[i] as QueueEntry
     e.messageId = packet.messageId
     if (i >= q.hint) q.hint = i + 1
-    if (replace && packet.cmd === 'pubrel') {
+    if (!replace) return
+    // the entry becomes a row of its own: a fan-out keeps its packet for every client alike
+    const fanout = e.fanout
+    e.fanout = undefined
+    const chunk = fanout?.markDone(e.seq)
+    const { seq, messageId } = e
+    const previousId = e.stored?.id ?? 0
+    const ownRow = (packetId: number, cmd: 'publish' | 'pubrel') => {
+      if (!fanout) return false
+      // its bit and its row in one op: a crash keeps the entry in one place or the other
+      this.#writeChunks(fanout, [chunk as number])
+      this.#s.insertOut.run(
+        seq,
+        client.id,
+        packetId,
+        cmd === 'pubrel' ? (messageId ?? null) : null,
+        cmd === 'pubrel' ? 'pubrel' : null,
+      )
+      return true
+    }
+    if (packet.cmd === 'pubrel') {
       e.cmd = 'pubrel'
       this.#release(e.stored)
       e.stored = undefined
-      const { seq, messageId } = e
       this.#w.later(() => {
-        this.#s.updateOut.run(messageId ?? null, 'pubrel', seq)
+        if (!ownRow(previousId, 'pubrel')) this.#s.updateOut.run(messageId ?? null, 'pubrel', seq)
       })
-    } else if (replace) {
+    } else {
       this.#release(e.stored)
       const stored = this.#storePacket(packet)
       stored.refs++
       e.stored = stored
       e.cmd = 'publish'
       const [meta, payload] = splitPacket(stored.packet)
-      const { seq } = e
       this.#w.later(() => {
         this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
-        this.#s.updateOutPacket.run(stored.id, seq)
+        if (!ownRow(stored.id, 'publish')) this.#s.updateOutPacket.run(stored.id, seq)
       })
     }
   }
@@ -589,10 +775,8 @@ export class EmbeddedBrokerPersistence {
     const e = q.removeAt(i)
     if (q.live === 0) this.#outgoing.delete(client.id)
     const result = this.#materialize(e)
+    this.#forget(e)
     this.#release(e.stored)
-    this.#w.later(() => {
-      this.#s.deleteOut.run(e.seq)
-    })
     return result
   }
 
@@ -684,20 +868,15 @@ export class EmbeddedBrokerPersistence {
   /** Forgets a client entirely: subscriptions, queue, incoming packets and will. */
   async dropClient(clientId: string): Promise<void> {
     const q = this.#outgoing.get(clientId)
-    const seqs: number[] = []
-    if (q) {
-      for (const e of q.entries()) {
-        this.#release(e.stored)
-        seqs.push(e.seq)
-      }
-      this.#outgoing.delete(clientId)
-    }
+    const entries = q ? [...q.entries()] : []
+    const gone = this.#goneOp(entries)
+    for (const e of entries) this.#release(e.stored)
+    this.#outgoing.delete(clientId)
     this.#incoming.delete(clientId)
     this.#wills.delete(clientId)
     await this.cleanSubscriptions({ id: clientId })
     return this.#w.commit(() => {
-      // queue rows are keyed by sequence only: the memory knows which are this client's
-      for (const seq of seqs) this.#s.deleteOut.run(seq)
+      gone()
       this.#s.deleteIncomingOf.run(clientId)
       this.#s.deleteWill.run(clientId)
     })
@@ -713,22 +892,42 @@ export class EmbeddedBrokerPersistence {
       if (p.expiresAt !== undefined && p.expiresAt <= now) expired.add(p)
     }
     if (expired.size === 0) return 0
-    const removed: Array<[string, number]> = []
+    const removed: QueueEntry[] = []
     for (const [clientId, q] of this.#outgoing) {
       // an entry with a packet id assigned is in flight: its PUBACK clears it
       const gone = q.removeWhere(
         (e) => e.stored !== undefined && expired.has(e.stored) && e.messageId === undefined,
       )
-      for (const e of gone) {
-        this.#release(e.stored)
-        removed.push([clientId, e.seq])
-      }
+      for (const e of gone) removed.push(e)
       if (q.live === 0) this.#outgoing.delete(clientId)
     }
-    await this.#w.commit(() => {
-      for (const [, seq] of removed) this.#s.deleteOut.run(seq)
-    })
+    const gone = this.#goneOp(removed)
+    for (const e of removed) this.#release(e.stored)
+    await this.#w.commit(gone)
     return removed.length
+  }
+
+  /**
+   * For entries that left their queue now: marks their fan-out bits, and returns the writer op
+   * that makes it durable (their rows deleted, their chunks of bits written).
+   */
+  #goneOp(entries: readonly QueueEntry[]): () => void {
+    const seqs: number[] = []
+    const chunks = new Map<Fanout, Set<number>>()
+    for (const e of entries) {
+      if (!e.fanout) {
+        seqs.push(e.seq)
+        continue
+      }
+      let set = chunks.get(e.fanout)
+      if (!set) chunks.set(e.fanout, (set = new Set()))
+      set.add(e.fanout.markDone(e.seq))
+    }
+    return () => {
+      // queue rows are keyed by sequence only: the memory knows which are whose
+      for (const seq of seqs) this.#s.deleteOut.run(seq)
+      for (const [fanout, set] of chunks) this.#writeChunks(fanout, set)
+    }
   }
 
   /** How many packets are queued in all, for metrics and tests. */

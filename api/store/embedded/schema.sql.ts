@@ -167,4 +167,20 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX messages_accepted;
   CREATE INDEX messages_accepted ON messages (created_at, id) WHERE state = 'accepted';
   `,
+  // 6: a packet queued for many clients at once (a broadcast) is one fan-out row — its clients
+  // in queue order, their entries numbered from first_seq — instead of a broker_outgoing row
+  // per client; entries that left the queue are bits in broker_fanout_done, 8192 to a row
+  `
+  CREATE TABLE broker_fanouts (
+    packet_id INTEGER PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
+    clients   TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE broker_fanout_done (
+    packet_id INTEGER NOT NULL,
+    chunk     INTEGER NOT NULL,
+    bits      BLOB NOT NULL,
+    PRIMARY KEY (packet_id, chunk)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ]
