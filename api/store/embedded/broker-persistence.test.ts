@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
+import { EventEmitter } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encodeEnvelope } from '../../../sdk/protocol/envelope.js'
 import type { MessageId } from '../../../sdk/protocol/ids.js'
@@ -318,5 +319,34 @@ describe('EmbeddedBrokerPersistence fan-outs (a packet queued for many clients a
     expect((await list(b.p.outgoingStream({ id: 'c2' }))).length).toBe(2)
     expect(b.p.queuedCount()).toBe(99 + 1)
     b.crash()
+  })
+})
+
+describe('EmbeddedBrokerPersistence queues of connected clients', () => {
+  it('keeps a connected client’s emptied queue until the client disconnects', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
+    dirs.push(dataDir)
+    const db = openDatabase({ dataDir })
+    const writer = new SqliteWriter(db, (e) => {
+      throw e
+    })
+    const aedes = Object.assign(new EventEmitter(), {
+      id: 'broker-1',
+      clients: { on: {} },
+    })
+    const p = new EmbeddedBrokerPersistence(db, writer)
+    await p.setup(aedes)
+    await p.outgoingEnqueueCombi([{ clientId: 'on' }, { clientId: 'off' }], packet(1))
+    for (const id of ['on', 'off']) {
+      await p.outgoingUpdate({ id }, { ...packet(1), messageId: 1 })
+      await p.outgoingClearMessageId({ id }, { messageId: 1 })
+    }
+    expect(p.queuedCount()).toBe(0)
+    expect(p.queuesHeld()).toBe(1) // the connected one's, empty
+    delete aedes.clients.on
+    aedes.emit('clientDisconnect', { id: 'on' })
+    expect(p.queuesHeld()).toBe(0)
+    await writer.commit(() => {})
+    db.close()
   })
 })
