@@ -73,12 +73,18 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   aedes.on('clientDisconnect', (client: any) => {
     if (sessionOf(client)) deps.presence.disconnected(client.id)
   })
-  // a PUBACK: the receipt of a delivered message (the packet comes back from the queue)
+  // a PUBACK: the receipt of a delivered message (the packet comes back from the queue). The
+  // acknowledgements of a broadcast share one payload: its id is read once
+  let lastPayload: unknown
+  let lastId: ReturnType<typeof readEnvelopeId>
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   aedes.on('ack', (packet: any, client: any) => {
     if (!packet || packet.cmd !== 'publish' || !client) return
-    const id = readEnvelopeId(packet.payload)
-    if (id) deps.receipts.delivered(id, client.id)
+    if (packet.payload !== lastPayload) {
+      lastPayload = packet.payload
+      lastId = readEnvelopeId(packet.payload)
+    }
+    if (lastId) deps.receipts.delivered(lastId, client.id)
   })
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   aedes.on('clientError', (client: any, err: Error) => {

@@ -31,6 +31,10 @@ describe('envelope', () => {
     const bytes = Buffer.from(encodeEnvelope(envelope))
     expect(readEnvelopeExpiry(bytes)).toBe(envelope.expiresAt)
     expect(readEnvelopeId(bytes)).toBe(envelope.id)
+    // a plain Uint8Array (a browser's bytes), and a Buffer that is a view into a larger one
+    expect(readEnvelopeId(new TextEncoder().encode(encodeEnvelope(envelope)))).toBe(envelope.id)
+    const pool = Buffer.concat([Buffer.from('xxxx'), bytes])
+    expect(readEnvelopeId(pool.subarray(4))).toBe(envelope.id)
   })
 
   it('does not mistake other payloads for envelopes', () => {

@@ -330,10 +330,8 @@ describe('EmbeddedBrokerPersistence queues of connected clients', () => {
     const writer = new SqliteWriter(db, (e) => {
       throw e
     })
-    const aedes = Object.assign(new EventEmitter(), {
-      id: 'broker-1',
-      clients: { on: {} },
-    })
+    const clients: Record<string, unknown> = { on: {} }
+    const aedes = Object.assign(new EventEmitter(), { id: 'broker-1', clients })
     const p = new EmbeddedBrokerPersistence(db, writer)
     await p.setup(aedes)
     await p.outgoingEnqueueCombi([{ clientId: 'on' }, { clientId: 'off' }], packet(1))
@@ -343,7 +341,7 @@ describe('EmbeddedBrokerPersistence queues of connected clients', () => {
     }
     expect(p.queuedCount()).toBe(0)
     expect(p.queuesHeld()).toBe(1) // the connected one's, empty
-    delete aedes.clients.on
+    delete clients.on
     aedes.emit('clientDisconnect', { id: 'on' })
     expect(p.queuesHeld()).toBe(0)
     await writer.commit(() => {})
