@@ -18,8 +18,14 @@ export interface MqpushTarget extends Target {
   crashAndRestart(): Promise<number>
 }
 
-/** The built service (`dist/api/main.js`) as its own process, on the embedded store. */
-export async function startMqpush(env: Record<string, string> = {}): Promise<MqpushTarget> {
+/**
+ * The built service (`dist/api/main.js`) as its own process, on the embedded store; `main`
+ * names another build's entry point (`npm run bench:ab` compares two builds).
+ */
+export async function startMqpush(
+  env: Record<string, string> = {},
+  main = new URL('../../api/main.js', import.meta.url).pathname,
+): Promise<MqpushTarget> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-mqpush-'))
   const httpPort = await freePort()
   const mqttPort = await freePort()
@@ -40,7 +46,6 @@ export async function startMqpush(env: Record<string, string> = {}): Promise<Mqp
     MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '1000000',
     ...env,
   }
-  const main = new URL('../../api/main.js', import.meta.url).pathname
   let child: ChildProcess
   const spawnService = async (): Promise<number> => {
     const started = performance.now()

@@ -1,0 +1,130 @@
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { WorkerPool } from './load/pool.js'
+import { ensureWrk, wrkPushRate } from './load/wrk.js'
+import { broadcast, hold, median } from './scenarios.js'
+import { startPlainAedes } from './targets/baselines.js'
+import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
+import { cpuTimesMs, type Target } from './targets/target.js'
+
+/**
+ * `npm run bench:ab`: this build against another one (or plain Aedes), both running at once,
+ * with the measured rounds alternating between them (A B, B A, A B …). On a shared machine a
+ * run-to-run comparison moves by 10–50 %; rounds that alternate within one minute see the same
+ * machine. Scenarios: `broadcast` (to all, CPU per delivery) and `closed-loop` (wrk, CPU per
+ * accepted push). Prints medians and every round.
+ */
+const { values: a } = parseArgs({
+  options: {
+    baseline: { type: 'string' },
+    scenario: { type: 'string', default: 'broadcast' },
+    rounds: { type: 'string', default: '10' },
+    devices: { type: 'string', default: '10000' },
+    seconds: { type: 'string', default: '4' },
+    help: { type: 'boolean', default: false },
+  },
+})
+if (a.help || !a.baseline) {
+  console.log(`npm run bench:ab -- --baseline DIR|aedes [options]
+  --baseline DIR         another checkout, built (DIR/dist/api/main.js); or "aedes" (broadcast only)
+  --scenario broadcast|closed-loop                                              [broadcast]
+  --rounds N             measured rounds of each build                         [10]
+  --devices N            devices held online by each                           [10000]
+  --seconds S            length of a closed-loop round                         [4]`)
+  process.exit(a.help ? 0 : 1)
+}
+const int = (name: string, v: string) => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`)
+  return n
+}
+const rounds = int('rounds', a.rounds)
+const devicesPer = int('devices', a.devices)
+const seconds = int('seconds', a.seconds)
+if (devicesPer > 18_000)
+  throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold')
+if (a.scenario !== 'broadcast' && a.scenario !== 'closed-loop') {
+  throw new Error('--scenario is broadcast or closed-loop')
+}
+if (a.scenario === 'closed-loop' && (a.baseline === 'aedes' || !ensureWrk())) {
+  throw new Error('closed-loop needs two mqpush builds and wrk')
+}
+
+interface Round {
+  cpuUs: number
+  userCpuUs: number
+  perSec: number
+}
+const sides = ['baseline', 'this build'] as const
+type Side = (typeof sides)[number]
+
+const targets: Record<Side, Target> = {
+  baseline:
+    a.baseline === 'aedes'
+      ? await startPlainAedes()
+      : await startMqpush({}, resolve(a.baseline, 'dist/api/main.js')),
+  'this build': await startMqpush(),
+}
+const pools: Record<Side, WorkerPool> = {
+  baseline: await WorkerPool.start(2),
+  'this build': await WorkerPool.start(2),
+}
+const results: Record<Side, Round[]> = { baseline: [], 'this build': [] }
+try {
+  const devices = {
+    baseline: (await hold(pools.baseline, targets.baseline, devicesPer)).devices,
+    'this build': (await hold(pools['this build'], targets['this build'], devicesPer)).devices,
+  }
+  const closedLoop = async (side: Side, s: number): Promise<Round> => {
+    const t = targets[side] as MqpushTarget
+    const before = cpuTimesMs(t.pid)
+    const r = await wrkPushRate({
+      url: `${t.httpUrl}/v1/messages`,
+      secret: t.secret,
+      regIds: devices[side].map((d) => d.clientId),
+      seconds: s,
+      connections: 64,
+    })
+    // the deliveries of the last requests are part of the cost
+    await new Promise((done) => setTimeout(done, 1000))
+    const after = cpuTimesMs(t.pid)
+    const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, r.accepted))
+    return {
+      cpuUs: per(after.user - before.user + after.system - before.system),
+      userCpuUs: per(after.user - before.user),
+      perSec: r.acceptedPerSec,
+    }
+  }
+  const round = async (side: Side): Promise<Round> => {
+    if (a.scenario === 'closed-loop') return closedLoop(side, seconds)
+    const r = (await broadcast(pools[side], targets[side], devices[side], 'all', 1)).rounds[0]!
+    return {
+      cpuUs: r.cpuUsPerDelivery,
+      userCpuUs: r.userCpuUsPerDelivery,
+      perSec: r.deliveriesPerSec,
+    }
+  }
+  if (a.scenario === 'closed-loop') for (const side of sides) await closedLoop(side, 2) // warm-up
+  for (let i = 0; i < rounds; i++) {
+    for (const side of i % 2 === 0 ? sides : [...sides].reverse())
+      results[side].push(await round(side))
+  }
+} finally {
+  for (const side of sides) {
+    await pools[side].disconnect().catch(() => {})
+    pools[side].close()
+    await targets[side].stop()
+  }
+}
+
+const unit = a.scenario === 'broadcast' ? 'delivery' : 'accepted push'
+console.log(`\n${a.scenario}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`)
+console.log(`| build | CPU per ${unit} | of which user | per second | CPU each round |`)
+console.log('|---|---|---|---|---|')
+for (const side of sides) {
+  const r = results[side]
+  const name = side === 'baseline' ? String(a.baseline) : side
+  console.log(
+    `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${median(r.map((x) => x.userCpuUs))} µs | ${median(r.map((x) => x.perSec))} | ${r.map((x) => x.cpuUs).join(', ')} |`,
+  )
+}
