@@ -63,6 +63,8 @@ class Fanout {
   readonly done: Buffer
   /** Chunks changed since the write-behind op that will write them was queued. */
   pending: Set<number> | undefined
+  /** Chunks whose write failed with its batch: the next op writes them. */
+  unwritten: Set<number> | undefined
 
   constructor(stored: StoredPacket, firstSeq: number, count: number) {
     this.stored = stored
@@ -180,8 +182,10 @@ class OutQueue {
     this.live--
     while (this.head < this.items.length && this.items[this.head] === null) this.head++
     if (this.head === this.items.length) {
+      // an emptied queue can stay (its client is connected): it starts over, hint included
       this.items = []
       this.head = 0
+      this.hint = 0
     } else if (this.items.length > 64 && this.live < this.items.length / 2) {
       this.items = this.items.filter((x) => x !== null)
       this.head = 0
@@ -259,7 +263,10 @@ export class EmbeddedBrokerPersistence {
         'INSERT INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
       ),
       updateOut: db.prepare('UPDATE broker_outgoing SET message_id = ?, cmd = ? WHERE seq = ?'),
-      updateOutPacket: db.prepare('UPDATE broker_outgoing SET packet_id = ? WHERE seq = ?'),
+      // a publish again (another broker's packet took the identifier of a released one)
+      updateOutPacket: db.prepare(
+        'UPDATE broker_outgoing SET packet_id = ?, message_id = NULL, cmd = NULL WHERE seq = ?',
+      ),
       deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE seq = ?'),
       insertFanout: db.prepare(
         'INSERT INTO broker_fanouts (packet_id, first_seq, clients) VALUES (?, ?, ?)',
@@ -650,11 +657,23 @@ export class EmbeddedBrokerPersistence {
     }
     // the op owns its set of chunks: run again after a rollback, it writes them again
     const chunks = new Set([chunk])
+    if (fanout.unwritten) {
+      for (const c of fanout.unwritten) chunks.add(c)
+      fanout.unwritten = undefined
+    }
     fanout.pending = chunks
-    this.#w.later(() => {
-      if (fanout.pending === chunks) fanout.pending = undefined
-      this.#writeChunks(fanout, chunks)
-    })
+    this.#w.later(
+      () => {
+        if (fanout.pending === chunks) fanout.pending = undefined
+        this.#writeChunks(fanout, chunks)
+      },
+      undefined,
+      () => {
+        // the batch failed (I/O, disk full): the next acknowledgement writes these chunks too
+        if (fanout.pending === chunks) fanout.pending = undefined
+        fanout.unwritten = new Set([...(fanout.unwritten ?? []), ...chunks])
+      },
+    )
   }
 
   /** Writes these chunks of the fan-out's bits as they stand (within a writer op). */

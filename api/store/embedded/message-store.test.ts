@@ -26,4 +26,34 @@ describe('EmbeddedMessageStore receipts', () => {
     expect((await store.messages.getMessage(id))?.funnel.delivered).toBe(2)
     await store.close()
   })
+
+  it('writes the receipts that come after a failed batch', async () => {
+    // found in review: the failed batch stayed the one later receipts were added to
+    const errors: unknown[] = []
+    const store = openEmbeddedStore({ dataDir: ':memory:', onWriteError: (e) => errors.push(e) })
+    const id = 'm000000001aaaaaaaaab' as MessageId
+    await store.messages.insertMessage({
+      id,
+      appId: 'ap00000000000001' as never,
+      targetType: 'regId',
+      target: { regIds: [] },
+      content: { kind: 'passThrough', payload: 'p' },
+      createdAt: 1_800_000_000_000,
+      expiresAt: 1_800_000_600_000,
+      state: 'dispatched',
+      funnel: { planned: 3, invalid: 0, filtered: 0, valid: 3, delivered: 0, clicked: 0 },
+    })
+    store.writer.later(() => {
+      throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
+    })
+    store.messages.recordDelivered(id, 'A'.repeat(22) as RegId, 1)
+    store.writer.flush()
+    expect(errors.length).toBeGreaterThan(0)
+    store.messages.recordDelivered(id, 'B'.repeat(22) as RegId, 2)
+    store.messages.recordDelivered(id, 'C'.repeat(22) as RegId, 3)
+    await store.writer.commit(() => {})
+    // A went with the failed batch (reported); B and C are counted
+    expect((await store.messages.getMessage(id))?.funnel.delivered).toBe(2)
+    await store.close()
+  })
 })

@@ -192,10 +192,18 @@ export class EmbeddedMessageStore implements MessageStore {
       // the op owns its batch: run again after a rollback, it writes the same receipts
       const owned: DeliveredBatch = { messageIds: [], regIds: [], at: [] }
       this.#pendingDelivered = batch = owned
-      this.#w.later(() => {
+      const done = () => {
         if (this.#pendingDelivered === owned) this.#pendingDelivered = undefined
-        this.#flushDelivered(owned)
-      })
+      }
+      this.#w.later(
+        () => {
+          done()
+          this.#flushDelivered(owned)
+        },
+        undefined,
+        // its batch failed (I/O, disk full; reported): receipts from now on go in a new one
+        done,
+      )
     }
     batch.messageIds.push(messageId)
     batch.regIds.push(regId)

@@ -6,6 +6,8 @@ interface Pending {
   op: Op
   resolve?: () => void
   reject?: (err: unknown) => void
+  /** A write-behind op's own failure hook (its error also goes to the error handler). */
+  failed?: () => void
 }
 
 /**
@@ -50,13 +52,21 @@ export class SqliteWriter {
     })
   }
 
-  /** `committed` runs once the op is durable; a failure goes to the writer's error handler. */
-  later(op: Op, committed?: () => void): void {
+  /**
+   * `committed` runs once the op is durable; a failure goes to the writer's error handler, and
+   * to `failed` (the op did not commit: an op that gathers work for later must stop gathering
+   * into it, or what comes later is lost with it).
+   */
+  later(op: Op, committed?: () => void, failed?: () => void): void {
     if (this.#closed) {
       this.#onError(new Error('write after the store was closed'))
+      failed?.()
       return
     }
-    this.#queue.push(committed ? { op, resolve: committed } : { op })
+    const p: Pending = { op }
+    if (committed) p.resolve = committed
+    if (failed) p.failed = failed
+    this.#queue.push(p)
     this.#scheduleSoon()
   }
 
@@ -97,10 +107,7 @@ export class SqliteWriter {
     } catch (err) {
       if (!isConstraintError(err)) {
         // not the fault of one op (disk full, I/O): everything of the batch failed
-        for (const p of batch) {
-          if (p.reject) p.reject(err)
-          else this.#onError(err)
-        }
+        for (const p of batch) this.#fail(p, err)
         return
       }
       // one op broke a constraint and rolled the batch back: run the batch again as one
@@ -122,20 +129,22 @@ export class SqliteWriter {
           })
           .immediate()
       } catch (err) {
-        for (const p of batch) {
-          if (p.reject) p.reject(err)
-          else this.#onError(err)
-        }
+        for (const p of batch) this.#fail(p, err)
         return
       }
       for (const p of batch) {
         if (!failed.has(p)) p.resolve?.()
-        else if (p.reject) p.reject(failed.get(p))
-        else this.#onError(failed.get(p))
+        else this.#fail(p, failed.get(p))
       }
       return
     }
     for (const p of batch) p.resolve?.()
+  }
+
+  #fail(p: Pending, err: unknown): void {
+    if (p.reject) return p.reject(err)
+    p.failed?.()
+    this.#onError(err)
   }
 
   /** Flushes and refuses further writes. */
