@@ -11,8 +11,8 @@ import type { SqliteWriter } from './writer.js'
  * interface of aedes-persistence 11, checked by its abstract test suite) whose state lives in
  * memory for reads and in SQLite for durability.
  *
- * Reads never touch the disk: subscriptions (a topic index, see SubscriptionIndex), offline queues, retained messages
- * and wills are loaded once at setup. Writes go through the shared SqliteWriter: those a
+ * Reads never touch the disk: subscriptions (SubscriptionIndex), offline queues, retained
+ * messages and wills are loaded once at setup. Writes go through the shared SqliteWriter: those a
  * protocol guarantee depends on (a queued packet, a subscription, a QoS 2 incoming packet, a
  * retained message, a will) resolve after their commit; queue bookkeeping (packet id assigned,
  * packet acknowledged) is write-behind, since losing it in a crash only means a redelivery,
@@ -623,10 +623,10 @@ export class EmbeddedBrokerPersistence {
     stored.refs--
     if (stored.refs === 0) {
       this.#packets.delete(stored.id)
-      const fanout = this.#fanouts.delete(stored.id)
+      const hadFanout = this.#fanouts.delete(stored.id)
       this.#w.later(() => {
         this.#s.deletePacket.run(stored.id)
-        if (fanout) this.#deleteFanoutRows(stored.id)
+        if (hadFanout) this.#deleteFanoutRows(stored.id)
       })
     }
   }
