@@ -54,8 +54,8 @@ interface StoredPacket {
  * A packet queued for FANOUT_MIN_CLIENTS or more clients in one enqueue: durably one row with
  * its clients in order (entry i has sequence firstSeq + i) and a bit per entry once it left
  * the queue (acknowledged, expired, dropped, or moved to a broker_outgoing row of its own). A
- * broadcast to 10000 devices writes one row and ~2 KB of bits in place of 10000 queue rows
- * inserted and 10000 deleted.
+ * broadcast to 10000 devices writes one row and 1.25 KB of bits (two rows) in place of 10000
+ * queue rows inserted and 10000 deleted.
  */
 class Fanout {
   readonly stored: StoredPacket
