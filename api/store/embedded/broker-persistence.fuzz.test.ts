@@ -48,6 +48,17 @@ const payloadOf = (counter: number, expiring: boolean) =>
   )
 const counterOf = (payload: Buffer) => Number(payload.subarray(8, 27).toString())
 
+/** The packet aedes hands the persistence when it sends the model entry with this id. */
+const sentAs = (e: ME, messageId: number) => ({
+  cmd: 'publish',
+  topic: 't',
+  qos: 1,
+  brokerId: e.brokerId,
+  brokerCounter: e.counter,
+  payload: Buffer.from('x'),
+  messageId,
+})
+
 interface ME {
   origin: number // enqueue counter
   kind: 'publish' | 'pubrel' | 'other'
@@ -241,18 +252,7 @@ async function runFuzz(seed: number, steps: number, opts: { dup: boolean; concur
       nextMid.set(c, mid)
       e.messageId = mid
       log.push(`deliver ${c} ${e.origin} mid=${mid}`)
-      await s.p.outgoingUpdate(
-        { id: c },
-        {
-          cmd: 'publish',
-          topic: 't',
-          qos: 1,
-          brokerId: e.brokerId,
-          brokerCounter: e.counter,
-          payload: Buffer.from('x'),
-          messageId: mid,
-        },
-      )
+      await s.p.outgoingUpdate({ id: c }, sentAs(e, mid))
     } else if (x < 0.72) {
       // ack
       const c = pick(clientIds)
@@ -350,18 +350,7 @@ async function runFuzz(seed: number, steps: number, opts: { dup: boolean; concur
         await s.p.outgoingClearMessageId({ id: c }, { messageId: e.messageId })
         continue
       }
-      await s.p.outgoingUpdate(
-        { id: c },
-        {
-          cmd: 'publish',
-          topic: 't',
-          qos: 1,
-          brokerId: e.brokerId,
-          brokerCounter: e.counter,
-          payload: Buffer.from('x'),
-          messageId: 60000 + mid,
-        },
-      )
+      await s.p.outgoingUpdate({ id: c }, sentAs(e, 60000 + mid))
       const got = await s.p.outgoingClearMessageId({ id: c }, { messageId: 60000 + mid })
       expect(got).toBeDefined()
       mid++
