@@ -8,9 +8,12 @@ import type { BrokerPersistence } from './ports.js'
 
 /**
  * The core's Dispatcher port: QoS 1 publishes to device inboxes, app topics and the app-wide
- * topic. A publish counts as done once aedes has queued it durably for every persistent
- * subscriber (online or not) — not once the online deliveries are written, so a device that
- * stops reading its socket cannot hold up anybody's push.
+ * topic. A publish counts as done once aedes has queued it for every persistent subscriber
+ * (online or not) — not once the online deliveries are written, so a device that stops reading
+ * its socket cannot hold up anybody's push. Queued durably, or, with a persistence that has
+ * `enqueueRecoverable` (the embedded store), recoverably: the message pipeline only calls the
+ * dispatcher for a message that is durably accepted, and marks it dispatched after this, so
+ * a crash before the queue is durable leaves the message for MessageService.recover.
  *
  * The persistence reports each durable enqueue; the packet is recognised by its payload Buffer,
  * which aedes passes through untouched. Each publish gets its own Buffer object over the same
@@ -19,9 +22,12 @@ import type { BrokerPersistence } from './ports.js'
 export function createDispatcher(aedes: Aedes, persistence: BrokerPersistence) {
   const waiting = new Map<Buffer, () => void>()
   const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
+  const recoverable = persistence.enqueueRecoverable?.bind(persistence) ?? enqueue
   persistence.outgoingEnqueueCombi = async (subs: unknown[], packet: any) => {
-    await enqueue(subs, packet)
-    waiting.get(packet.payload)?.()
+    // only the dispatcher's own publishes are recoverable; an MQTT client's are not
+    const done = waiting.get(packet.payload)
+    await (done ? recoverable : enqueue)(subs, packet)
+    done?.()
   }
 
   const publish = (topic: string, bytes: Buffer) =>

@@ -56,7 +56,7 @@ export interface BrokerDeps {
 
 /**
  * The aedes persistence the broker runs on (embedded SQLite, Redis…). Beyond the aedes
- * interface the broker uses two optional extensions when present.
+ * interface the broker uses three optional extensions when present.
  */
 export interface BrokerPersistence {
   setup(broker: unknown): Promise<void>
@@ -67,6 +67,11 @@ export interface BrokerPersistence {
   outgoingStream(client: { id: string }): AsyncIterable<unknown>
   outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>
   outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<unknown>
+  /**
+   * Extension: an enqueue its publisher recovers by itself after a crash (the message
+   * pipeline's publishes: see the embedded persistence), so it need not be durable at once.
+   */
+  enqueueRecoverable?(subs: unknown[], packet: unknown): Promise<unknown>
   /** Extension: forget a client entirely (subscriptions, queue, incoming, will). */
   dropClient?(clientId: string): Promise<void>
   /** Extension: the payloads of every packet still queued for some client. */

@@ -2,8 +2,10 @@ import type { AppId, RegId } from '../model.js'
 
 /**
  * What the core needs from the broker to deliver (port). Payloads are encoded envelopes; the
- * broker publishes them with QoS 1. Every promise resolves once the packets are queued durably
- * for online and offline devices alike.
+ * broker publishes them with QoS 1. Every promise resolves once the packets are queued for
+ * online and offline devices alike: durably, or recoverably — so that the message store's
+ * `markDispatched`, called after, is never durable before the queue is (the embedded store
+ * writes both in its writer's deferred lane). Called only for durably accepted messages.
  */
 export interface Dispatcher {
   toDevices(appId: AppId, packets: ReadonlyArray<{ regId: RegId; payload: Buffer }>): Promise<void>

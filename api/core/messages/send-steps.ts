@@ -6,9 +6,9 @@ import { type SendContext, type SendDeps, type SendStep, toRecord } from './send
 
 /**
  * Persist stage: the message is accepted once this commit is durable. The commit is queued
- * here and awaited by the next steps: a message that leaves now shares its transaction with
- * its queue entries (the store's writer commits in order, so the row is never later than
- * them); one that waits is awaited by the dispatch step.
+ * here and awaited by the dispatch step, before the message goes to the broker: a device
+ * never gets a message that was not accepted, and recovery finds every message the broker
+ * may have lost in a crash still marked accepted.
  */
 export const persistMessage: SendStep = async (ctx, deps) => {
   if (!ctx.isNew) return
@@ -32,9 +32,11 @@ export const dispatchMessage: SendStep = async (ctx, deps) => {
     await ctx.persisted
     return
   }
-  await Promise.all([ctx.persisted, handToBroker(ctx, deps)])
+  await ctx.persisted
+  await handToBroker(ctx, deps)
   // a new message's row was written after the filter step, with these very counts; a recovered
-  // one was resolved again, so its counts are written anew
+  // one was resolved again, so its counts are written anew. Queued after the broker's enqueue:
+  // the store makes the mark durable with or after the broker's queue (see Dispatcher)
   deps.messages.markDispatched(ctx.id, ctx.isNew ? undefined : ctx.funnel)
 }
 

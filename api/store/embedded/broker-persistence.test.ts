@@ -8,6 +8,7 @@ import { encodeEnvelope } from '../../../sdk/protocol/envelope.js'
 import type { MessageId } from '../../../sdk/protocol/ids.js'
 import { EmbeddedBrokerPersistence, FANOUT_MIN_CLIENTS } from './broker-persistence.js'
 import { type Db, openDatabase } from './database.js'
+import { EmbeddedMessageStore } from './message-store.js'
 import { SqliteWriter } from './writer.js'
 
 const broker = { id: 'broker-1' }
@@ -29,6 +30,7 @@ async function open(dir?: string) {
   return {
     p,
     db,
+    writer,
     dataDir,
     /** Simulates kill -9: whatever is committed stays, nothing else runs. */
     crash() {
@@ -434,6 +436,153 @@ describe('EmbeddedBrokerPersistence replaced entries', () => {
     expect(restored.map((x) => [x.cmd, x.payload?.toString()])).toEqual([
       ['publish', 'other broker'],
     ])
+    b.crash()
+  })
+})
+
+describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipeline’s)', () => {
+  const changes = (db: Db) => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n
+  const ack = async (
+    p: EmbeddedBrokerPersistence,
+    clientId: string,
+    counter: number,
+    id: number,
+  ) => {
+    await p.outgoingUpdate({ id: clientId }, { ...packet(counter), messageId: id })
+    await p.outgoingClearMessageId({ id: clientId }, { messageId: id })
+  }
+
+  it('never writes an entry acknowledged within the write-behind delay; writes and restores the rest', async () => {
+    const a = await open()
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }, { clientId: 'c2' }], packet(1))
+    expect((await list(a.p.outgoingStream({ id: 'c2' }))).length).toBe(1) // queued at once
+    await ack(a.p, 'c1', 1, 1)
+    await a.settle() // a durable commit does not take the deferred rows along
+    expect(count(a.db, 'broker_packets') + count(a.db, 'broker_outgoing')).toBe(0)
+    const before = changes(a.db)
+    a.writer.flush()
+    // the packet and c2's row; c1's row neither inserted nor deleted
+    expect(changes(a.db) - before).toBe(2)
+    expect(count(a.db, 'broker_outgoing')).toBe(1)
+
+    // all acknowledged before the flush: nothing at all
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }], packet(2))
+    await ack(a.p, 'c1', 2, 2)
+    const quiet = changes(a.db)
+    a.writer.flush()
+    expect(changes(a.db)).toBe(quiet)
+    a.crash()
+    const b = await open(a.dataDir)
+    expect((await list(b.p.outgoingStream({ id: 'c1' }))).length).toBe(0)
+    const c2 = await list(b.p.outgoingStream({ id: 'c2' }))
+    expect(c2.map((x) => x.payload.toString())).toEqual(['hello'])
+    // written, then acknowledged: deleted as usual
+    await ack(b.p, 'c2', 1, 7)
+    b.writer.flush()
+    expect(count(b.db, 'broker_outgoing') + count(b.db, 'broker_packets')).toBe(0)
+    b.crash()
+  })
+
+  it('makes the message’s dispatched mark durable with its queue, never before', async () => {
+    // the pipeline: message accepted (durable), enqueued recoverably, marked dispatched; a
+    // later push's commit must not make the mark durable while the queue row is not
+    const a = await open()
+    const messages = new EmbeddedMessageStore(a.db, a.writer)
+    const message = (id: string) => ({
+      id: id as MessageId,
+      appId: 'ap1' as never,
+      targetType: 'regId' as const,
+      target: { regIds: ['r1'] } as never,
+      content: { kind: 'passThrough' as const, payload: 'x' },
+      createdAt: 1000,
+      expiresAt: 9_000_000_000_000,
+      state: 'accepted' as const,
+      funnel: { planned: 1, invalid: 0, filtered: 0, valid: 1, delivered: 0, clicked: 0 },
+    })
+    await messages.insertMessage(message('m1'))
+    await a.p.enqueueRecoverable([{ clientId: 'offline' }], packet(1))
+    messages.markDispatched('m1' as MessageId)
+    await messages.insertMessage(message('m2')) // the next push: a durable commit
+    const accepted = async (db: Db) =>
+      (await new EmbeddedMessageStore(db, new SqliteWriter(db, () => {})).listAccepted(10)).map(
+        (m) => m.id,
+      )
+    // a crash now: m1 still accepted (recovery dispatches it again), its row not written
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await accepted(b.db)).toEqual(['m1', 'm2'])
+    expect((await list(b.p.outgoingStream({ id: 'offline' }))).length).toBe(0)
+    // the same with the deferred lane committed: m1 dispatched, its row there
+    await b.p.enqueueRecoverable([{ clientId: 'offline' }], packet(2))
+    new EmbeddedMessageStore(b.db, b.writer).markDispatched('m1' as MessageId)
+    b.writer.flush()
+    b.crash()
+    const c = await open(a.dataDir)
+    expect(await accepted(c.db)).toEqual(['m2'])
+    expect((await list(c.p.outgoingStream({ id: 'offline' }))).length).toBe(1)
+    c.crash()
+  })
+
+  it('writes nothing for entries dropped or expired before the flush', async () => {
+    const a = await open()
+    const expiring = Buffer.from(
+      encodeEnvelope({
+        id: 'm0000000000000000000' as MessageId,
+        kind: 'passThrough',
+        sentAt: 1,
+        expiresAt: 1_800_000_000_000,
+        target: { type: 'regId' },
+        payload: 'x',
+      }),
+    )
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }, { clientId: 'c2' }], packet(1))
+    await a.p.enqueueRecoverable([{ clientId: 'c3' }], packet(2, expiring))
+    await a.p.dropClient('c1')
+    expect(await a.p.sweepExpired(1_850_000_000_000)).toBe(1)
+    a.writer.flush()
+    expect(
+      (
+        a.db.prepare('SELECT client_id FROM broker_outgoing').all() as Array<{ client_id: string }>
+      ).map((r) => r.client_id),
+    ).toEqual(['c2'])
+    expect(count(a.db, 'broker_packets')).toBe(1)
+    a.crash()
+  })
+
+  it('writes a released entry’s row at once, as a release, and not again with the deferred lane', async () => {
+    const a = await open()
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
+    await a.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 5 })
+    await a.p.outgoingUpdate({ id: 'c1' }, { cmd: 'pubrel', messageId: 5 })
+    a.writer.flush() // the deferred lane must skip the row its own op wrote (no duplicate key)
+    a.crash()
+    const b = await open(a.dataDir)
+    const restored = await list(b.p.outgoingStream({ id: 'c1' }))
+    expect(restored).toEqual([{ cmd: 'pubrel', messageId: 5 }])
+    b.crash()
+  })
+
+  it('writes the rows of a failed batch with the next one', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
+    dirs.push(dataDir)
+    const errors: unknown[] = []
+    const db = openDatabase({ dataDir })
+    const writer = new SqliteWriter(db, (e) => errors.push(e))
+    const p = new EmbeddedBrokerPersistence(db, writer)
+    await p.setup(broker)
+    await p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
+    writer.deferred(() => {
+      throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
+    })
+    writer.flush()
+    expect(errors.length).toBe(2) // the batch's two ops
+    expect(count(db, 'broker_outgoing')).toBe(0)
+    await p.enqueueRecoverable([{ clientId: 'c1' }], packet(2))
+    writer.flush()
+    db.close()
+    const b = await open(dataDir)
+    const restored = await list(b.p.outgoingStream({ id: 'c1' }))
+    expect(restored.map((x) => x.brokerCounter)).toEqual([1, 2])
     b.crash()
   })
 })

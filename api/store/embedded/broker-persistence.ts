@@ -48,6 +48,8 @@ interface StoredPacket {
   /** Envelope expiry (ms), for the expiry sweep; undefined for non-mqpush payloads. */
   expiresAt: number | undefined
   refs: number
+  /** Its row waits in the writer's deferred lane (enqueueRecoverable); unwritten if released. */
+  deferred: boolean
 }
 
 /**
@@ -108,6 +110,18 @@ interface QueueEntry {
    * both places would make the second delivery find its entry gone.
    */
   committed: boolean
+  /**
+   * 'deferred' while its row waits in the writer's deferred lane (enqueueRecoverable);
+   * 'dropped' once it left the queue before that: its row is never written, nor deleted.
+   */
+  row: 'deferred' | 'dropped' | undefined
+}
+
+/** Rows of enqueueRecoverable waiting for one op of the writer's deferred lane. */
+interface DeferredRows {
+  packets: StoredPacket[]
+  entries: QueueEntry[]
+  clients: string[]
 }
 
 const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
@@ -244,6 +258,10 @@ export class EmbeddedBrokerPersistence {
   readonly #wills = new Map<string, AnyPacket>()
   #nextSeq = 1
   #nextPacketId = 1
+  /** Rows of enqueueRecoverable not yet written (see #deferredRowsBatch). */
+  #deferredRows: DeferredRows | undefined
+  /** A failed batch of deferred rows, for the next batch to take along. */
+  #unwrittenRows: DeferredRows | undefined
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#db = db
@@ -359,6 +377,7 @@ export class EmbeddedBrokerPersistence {
         packet: joinPacket(r.meta, r.payload),
         expiresAt: r.expires_at ?? undefined,
         refs: 0,
+        deferred: false,
       })
       if (r.id >= this.#nextPacketId) this.#nextPacketId = r.id + 1
     }
@@ -393,6 +412,7 @@ export class EmbeddedBrokerPersistence {
             messageId: undefined,
             cmd: 'publish',
             committed: true,
+            row: undefined,
           },
         ])
       })
@@ -431,6 +451,7 @@ export class EmbeddedBrokerPersistence {
           messageId: r.message_id ?? undefined,
           cmd,
           committed: true,
+          row: undefined,
         },
       ])
       if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1
@@ -613,6 +634,7 @@ export class EmbeddedBrokerPersistence {
       packet: copy,
       expiresAt: expiryOf(copy),
       refs: 0,
+      deferred: false,
     }
     this.#packets.set(stored.id, stored)
     return stored
@@ -623,6 +645,8 @@ export class EmbeddedBrokerPersistence {
     stored.refs--
     if (stored.refs === 0) {
       this.#packets.delete(stored.id)
+      // a row still waiting in the deferred lane is not written (see #writeDeferred)
+      if (stored.deferred) return
       const hadFanout = this.#fanouts.delete(stored.id)
       this.#w.later(() => {
         this.#s.deletePacket.run(stored.id)
@@ -644,6 +668,10 @@ export class EmbeddedBrokerPersistence {
   #forget(e: QueueEntry): void {
     const fanout = e.fanout
     if (!fanout) {
+      if (e.row === 'deferred') {
+        e.row = 'dropped'
+        return
+      }
       const seq = e.seq
       this.#w.later(() => {
         this.#s.deleteOut.run(seq)
@@ -710,6 +738,7 @@ export class EmbeddedBrokerPersistence {
         messageId: undefined,
         cmd: 'publish',
         committed: false,
+        row: undefined,
       }
       stored.refs++
       this.#queueOf((subs[i] as { clientId: string }).clientId, true).push(entry)
@@ -735,6 +764,90 @@ export class EmbeddedBrokerPersistence {
       }
     })
     for (const e of entries) e.committed = true
+  }
+
+  /**
+   * Extension: as outgoingEnqueueCombi, for a packet whose publisher recovers it by itself after
+   * a crash — the message pipeline: the message row is durable and says `accepted` until a mark
+   * the pipeline queues in the writer's deferred lane after this enqueue. The packet and its
+   * queue rows go in that lane too, so they are never durable later than the mark, and an entry
+   * that leaves its queue within the write-behind delay (an online device acknowledged it) is
+   * never written: no insert and no delete. Resolves at once. An enqueue for
+   * FANOUT_MIN_CLIENTS or more clients is one fan-out row, durable as ever.
+   */
+  async enqueueRecoverable(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
+    if (subs.length >= FANOUT_MIN_CLIENTS) return this.outgoingEnqueueCombi(subs, packet)
+    if (subs.length === 0) return
+    const stored = this.#storePacket(packet)
+    stored.deferred = true
+    const rows = this.#deferredRowsBatch()
+    rows.packets.push(stored)
+    for (const sub of subs) {
+      const entry: QueueEntry = {
+        seq: this.#nextSeq++,
+        fanout: undefined,
+        stored,
+        messageId: undefined,
+        cmd: 'publish',
+        committed: true,
+        row: 'deferred',
+      }
+      stored.refs++
+      this.#queueOf(sub.clientId, true).push(entry)
+      rows.entries.push(entry)
+      rows.clients.push(sub.clientId)
+    }
+  }
+
+  /** The batch of deferred rows that the next op of the deferred lane writes. */
+  #deferredRowsBatch(): DeferredRows {
+    if (this.#deferredRows) return this.#deferredRows
+    // the op owns its batch: run again after a rollback, it writes the same rows
+    const owned: DeferredRows = { packets: [], entries: [], clients: [] }
+    this.#deferredRows = owned
+    const detach = () => {
+      if (this.#deferredRows === owned) this.#deferredRows = undefined
+    }
+    this.#w.deferred(
+      () => {
+        detach()
+        this.#writeDeferred(owned)
+      },
+      () => {
+        for (const p of owned.packets) p.deferred = false
+        for (const e of owned.entries) if (e.row === 'deferred') e.row = undefined
+      },
+      () => {
+        // the batch failed (I/O, disk full; reported, and the pipeline's marks queued after
+        // these failed with it, so their messages stay accepted): the next batch takes along
+        // what is still queued
+        detach()
+        this.#unwrittenRows = owned
+      },
+    )
+    const unwritten = this.#unwrittenRows
+    if (unwritten) {
+      this.#unwrittenRows = undefined
+      for (const p of unwritten.packets) owned.packets.push(p)
+      for (const e of unwritten.entries) owned.entries.push(e)
+      for (const c of unwritten.clients) owned.clients.push(c)
+    }
+    return owned
+  }
+
+  /** Writes the packets and queue rows of a deferred batch that are still queued (a writer op). */
+  #writeDeferred(rows: DeferredRows): void {
+    for (const p of rows.packets) {
+      if (!p.deferred || this.#packets.get(p.id) !== p) continue // released meanwhile
+      const [meta, payload] = splitPacket(p.packet)
+      this.#s.insertPacket.run(p.id, meta, payload, p.expiresAt ?? null)
+    }
+    const { entries, clients } = rows
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as QueueEntry
+      if (e.row !== 'deferred') continue // gone, or written by an op of its own
+      this.#s.insertOut.run(e.seq, clients[i], (e.stored as StoredPacket).id, null, null)
+    }
   }
 
   /**
@@ -768,12 +881,16 @@ export class EmbeddedBrokerPersistence {
     const fanout = e.fanout
     e.fanout = undefined
     const chunk = fanout?.markDone(e.seq)
+    // a row still waiting in the deferred lane is written now, as it stands, by this op
+    const promoted = e.row === 'deferred'
+    if (promoted) e.row = undefined
     const { seq, messageId } = e
     const previousId = e.stored?.id ?? 0
     const ownRow = (packetId: number, cmd: 'publish' | 'pubrel') => {
-      if (!fanout) return false
-      // its bit and its row in one op: a crash keeps the entry in one place or the other
-      this.#writeChunks(fanout, [chunk as number])
+      if (fanout) {
+        // its bit and its row in one op: a crash keeps the entry in one place or the other
+        this.#writeChunks(fanout, [chunk as number])
+      } else if (!promoted) return false
       this.#s.insertOut.run(
         seq,
         client.id,
@@ -954,6 +1071,10 @@ export class EmbeddedBrokerPersistence {
     const seqs: number[] = []
     const chunks = new Map<Fanout, Set<number>>()
     for (const e of entries) {
+      if (e.row === 'deferred') {
+        e.row = 'dropped'
+        continue
+      }
       if (!e.fanout) {
         seqs.push(e.seq)
         continue

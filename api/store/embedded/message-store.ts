@@ -149,9 +149,11 @@ export class EmbeddedMessageStore implements MessageStore {
   markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void {
     // write-behind: readers see the mark at once, the row gets it with the next commit; the
     // overlay stays until that commit is durable (also when it fails: the row still says
-    // accepted, and the overlay keeps answering for it until the process ends)
+    // accepted, and the overlay keeps answering for it until the process ends). In the
+    // writer's deferred lane: never durable before the broker's rows of the message, which
+    // are queued there before (EmbeddedBrokerPersistence.enqueueRecoverable)
     this.#pendingDispatched.set(id, funnel)
-    this.#w.later(
+    this.#w.deferred(
       () => {
         if (funnel) {
           this.#s.dispatchedFunnel.run(

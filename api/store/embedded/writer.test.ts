@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { openDatabase } from './database.js'
-import { SqliteWriter } from './writer.js'
+import { SqliteWriter, WRITE_BEHIND_DELAY_MS, WRITE_BEHIND_MAX_OPS } from './writer.js'
 
 function setup() {
   const db = openDatabase({ dataDir: ':memory:' })
@@ -63,6 +63,74 @@ describe('SqliteWriter', () => {
     expect(rows()).toEqual([7])
     await expect(writer.commit(() => insert.run(8))).rejects.toThrow(/closed/)
     writer.later(() => insert.run(9))
+    expect(errors).toHaveLength(1)
+  })
+})
+
+describe('SqliteWriter deferred lane', () => {
+  it('is not taken along by a durable commit, but by the write-behind timer after the rest', async () => {
+    const { writer, insert, rows } = setup()
+    const order: number[] = []
+    writer.commit(() => insert.run(1)).catch(() => {})
+    writer.deferred(
+      () => insert.run(2),
+      () => order.push(2),
+    )
+    writer.later(() => insert.run(3))
+    await writer.commit(() => insert.run(4))
+    expect(rows()).toEqual([1, 3, 4]) // the commit took the later op, not the deferred one
+    writer.deferred(() => insert.run(5))
+    await writer.commit(() => insert.run(6))
+    expect(rows()).toEqual([1, 3, 4, 6])
+    await new Promise((r) => setTimeout(r, WRITE_BEHIND_DELAY_MS + 30))
+    expect(rows()).toEqual([1, 2, 3, 4, 5, 6])
+    expect(order).toEqual([2])
+    expect(writer.pending).toBe(0)
+  })
+
+  it('commits with or after every op queued before it, in its own order', () => {
+    const { writer, db, rows } = setup()
+    const log: string[] = []
+    const step = (name: string, v: number) => () => {
+      log.push(name)
+      db.prepare('INSERT INTO t (v) VALUES (?)').run(v)
+    }
+    writer.later(step('later 1', 1))
+    writer.deferred(step('deferred 2', 2))
+    writer.deferred(step('deferred 3', 3))
+    writer.later(step('later 4', 4))
+    writer.flush() // a full flush: the main queue, then the deferred lane
+    expect(log).toEqual(['later 1', 'later 4', 'deferred 2', 'deferred 3'])
+    expect(rows()).toEqual([1, 2, 3, 4])
+  })
+
+  it('is committed by pause, close, and at once when it grows past the op limit', async () => {
+    const { writer, insert, rows } = setup()
+    writer.deferred(() => insert.run(1))
+    writer.pause()
+    expect(rows()).toEqual([1])
+    writer.deferred(() => insert.run(2))
+    writer.resume()
+    await new Promise((r) => setImmediate(r))
+    expect(rows()).toEqual([1, 2]) // queued while paused: committed on resume
+    for (let i = 0; i < WRITE_BEHIND_MAX_OPS; i++) writer.deferred(() => insert.run(10 + i))
+    await new Promise((r) => setImmediate(r))
+    expect(rows()).toHaveLength(2 + WRITE_BEHIND_MAX_OPS)
+    writer.deferred(() => insert.run(9))
+    writer.close()
+    expect(rows()).toContain(9)
+  })
+
+  it("calls a failed deferred op's hook", () => {
+    const { writer, db, errors } = setup()
+    let failed = 0
+    writer.deferred(
+      () => db.exec('SELECT * FROM no_such_table'),
+      undefined,
+      () => failed++,
+    )
+    writer.flush()
+    expect(failed).toBe(1)
     expect(errors).toHaveLength(1)
   })
 })

@@ -19,6 +19,13 @@ interface Pending {
  *   in a crash is harmless (receipts whose packet stays queued — it is delivered again, and
  *   devices drop a message id they have seen —, last-seen times, queue bookkeeping).
  * Ops run in the order they were queued, so a durable commit also covers every earlier op.
+ *
+ * - `deferred(op)`: write-behind in a lane of its own, which a durable commit does not take
+ *   along: it waits for the write-behind delay even while commits go on. Deferred ops keep
+ *   their order among themselves and commit together with (after) every op queued before them,
+ *   but ops queued after them may commit first. What it is for: a queue entry for an online
+ *   device that acknowledges within the delay is never written at all (see
+ *   EmbeddedBrokerPersistence.enqueueRecoverable).
  */
 /**
  * How long write-behind operations may wait for company before they are committed (a durable
@@ -34,10 +41,14 @@ export class SqliteWriter {
   readonly #db: Db
   readonly #onError: (err: unknown) => void
   #queue: Pending[] = []
+  /** The deferred lane: committed only by a full flush (the timer, flush(), pause, close). */
+  #deferred: Pending[] = []
   #immediate: NodeJS.Immediate | undefined
   #timer: NodeJS.Timeout | undefined
   #closed = false
   #paused = false
+  /** The scheduled immediate flush is to take the deferred lane too. */
+  #fullSoon = false
 
   constructor(db: Db, onError: (err: unknown) => void) {
     this.#db = db
@@ -71,6 +82,25 @@ export class SqliteWriter {
   }
 
   /**
+   * Write-behind in the deferred lane (see the class comment): committed within the
+   * write-behind delay, with or after everything queued before it; `committed` and `failed`
+   * as for `later`.
+   */
+  deferred(op: Op, committed?: () => void, failed?: () => void): void {
+    if (this.#closed) {
+      this.#onError(new Error('write after the store was closed'))
+      failed?.()
+      return
+    }
+    const p: Pending = { op }
+    if (committed) p.resolve = committed
+    if (failed) p.failed = failed
+    this.#deferred.push(p)
+    if (this.#deferred.length >= WRITE_BEHIND_MAX_OPS) this.#scheduleNow(true)
+    else this.#scheduleTimer()
+  }
+
+  /**
    * Commits what is queued, then holds further commits back (they queue) until `resume()`:
    * the checkpoint thread restarts the log while nothing writes, without the event loop
    * waiting on a lock.
@@ -83,19 +113,32 @@ export class SqliteWriter {
   resume(): void {
     if (!this.#paused) return
     this.#paused = false
-    if (this.#queue.length > 0) this.#scheduleNow()
+    if (this.#queue.length > 0 || this.#deferred.length > 0) this.#scheduleNow(true)
   }
 
-  /** Commits everything queued now, synchronously (not while paused). */
+  /** Commits everything queued now, the deferred lane included, synchronously (not while paused). */
   flush(): void {
+    this.#flush(true)
+  }
+
+  /** `full`: the deferred lane too (after the rest); otherwise only the main queue. */
+  #flush(full: boolean): void {
     if (this.#paused) return
     if (this.#immediate) clearImmediate(this.#immediate)
-    if (this.#timer) clearTimeout(this.#timer)
     this.#immediate = undefined
-    this.#timer = undefined
+    this.#fullSoon = false
+    if (full && this.#timer) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
     const batch = this.#queue
-    if (batch.length === 0) return
     this.#queue = []
+    if (full && this.#deferred.length > 0) {
+      for (const p of this.#deferred) batch.push(p)
+      this.#deferred = []
+    }
+    // deferred ops left behind keep their timer
+    if (batch.length === 0) return
     try {
       // IMMEDIATE: the write lock is taken (and waited for) at BEGIN; a deferred transaction
       // whose first op reads would fail at once, unwaited, on meeting another connection's lock
@@ -155,13 +198,17 @@ export class SqliteWriter {
   }
 
   get pending(): number {
-    return this.#queue.length
+    return this.#queue.length + this.#deferred.length
   }
 
-  /** Somebody waits for durability: commit on the next turn of the event loop. */
-  #scheduleNow(): void {
+  /**
+   * Somebody waits for durability: commit the main queue on the next turn of the event loop
+   * (`full`: the deferred lane too).
+   */
+  #scheduleNow(full = false): void {
+    if (full) this.#fullSoon = true
     if (this.#immediate || this.#paused) return
-    this.#immediate = setImmediate(() => this.flush())
+    this.#immediate = setImmediate(() => this.#flush(this.#fullSoon))
   }
 
   /**
@@ -170,9 +217,18 @@ export class SqliteWriter {
    * less than many of a few (an offline device draining its queue acknowledges in bursts).
    */
   #scheduleSoon(): void {
-    if (this.#immediate || this.#timer || this.#paused) return
+    if (this.#immediate || this.#paused) return
     if (this.#queue.length >= WRITE_BEHIND_MAX_OPS) return this.#scheduleNow()
-    this.#timer = setTimeout(() => this.flush(), WRITE_BEHIND_DELAY_MS)
+    this.#scheduleTimer()
+  }
+
+  /** The write-behind timer: a full flush (main queue and deferred lane) once it fires. */
+  #scheduleTimer(): void {
+    if (this.#timer || this.#paused) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#flush(true)
+    }, WRITE_BEHIND_DELAY_MS)
   }
 }
 
