@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ErrorCode } from '../../sdk/protocol/error-codes.js'
 import { MAX_PAYLOAD_BYTES } from '../../sdk/protocol/limits.js'
+import { FANOUT_MIN_CLIENTS } from '../../api/store/embedded/broker-persistence.js'
 import { ManualClock } from '../helpers/clock.js'
 import { connectDevice, type TestDevice } from '../helpers/mqtt.js'
 import { deviceAuth, startTestServer, type TestServer } from '../helpers/server.js'
@@ -150,6 +151,32 @@ describe('push from a server (§4.1, §4.2, §8.4)', () => {
     const third = await connectDevice(s.mqttUrl, regs[2]!)
     expect((await third.waitFor(1))[0]!.json.payload).toBe('everyone')
     for (const d of [...on, third]) await d.end()
+  })
+
+  it('pushes to all and to a topic of as many devices as make a fan-out, online and offline', async () => {
+    // found by the bench: a fan-out through the dispatcher's recoverable enqueue recursed
+    const app = await s.http('POST', '/admin/v1/apps', {
+      auth: `Bearer ${s.adminToken}`,
+      body: { name: 'fanout-test' },
+    })
+    const creds = { appId: app.body.appId, appKey: app.body.appKey }
+    const regs = []
+    for (let i = 0; i < FANOUT_MIN_CLIENTS + 4; i++) regs.push(await s.register({}, {}, creds))
+    for (const r of regs) {
+      const put = await s.http('PUT', '/v1/device/topics/news', { auth: deviceAuth(r) })
+      expect(put.status).toBe(204)
+    }
+    const first = await connectDevice(s.mqttUrl, regs[0]!)
+    for (const target of [{ all: true }, { topic: 'news' }]) {
+      const res = await s.push({ target, kind: 'passThrough', payload: 'many' }, app.body.appSecret)
+      expect(res.status).toBe(200)
+      expect(res.body.funnel).toMatchObject({ valid: regs.length })
+    }
+    expect((await first.waitFor(2)).map((m) => m.json.payload)).toEqual(['many', 'many'])
+    const last = await connectDevice(s.mqttUrl, regs[regs.length - 1]!)
+    expect((await last.waitFor(2)).map((m) => m.json.target.type)).toEqual(['all', 'topic'])
+    await first.end()
+    await last.end()
   })
 
   it('accepts 1000 regIds and a 4 KB payload; refuses 1001 targets and 4 KB + 1', async () => {

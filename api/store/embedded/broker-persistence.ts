@@ -723,7 +723,12 @@ export class EmbeddedBrokerPersistence {
     return this.outgoingEnqueueCombi([sub], packet)
   }
 
-  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
+    return this.#enqueueDurably(subs, packet)
+  }
+
+  // (not through outgoingEnqueueCombi from within: the dispatcher wraps that method)
+  async #enqueueDurably(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
     if (subs.length === 0) return
     const stored = this.#storePacket(packet)
     const fanout =
@@ -776,7 +781,7 @@ export class EmbeddedBrokerPersistence {
    * FANOUT_MIN_CLIENTS or more clients is one fan-out row, durable as ever.
    */
   async enqueueRecoverable(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
-    if (subs.length >= FANOUT_MIN_CLIENTS) return this.outgoingEnqueueCombi(subs, packet)
+    if (subs.length >= FANOUT_MIN_CLIENTS) return this.#enqueueDurably(subs, packet)
     if (subs.length === 0) return
     const stored = this.#storePacket(packet)
     stored.deferred = true
