@@ -1,4 +1,5 @@
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCode } from '../../sdk/protocol/error-codes.js'
 import { connackCode, connectDevice } from '../helpers/mqtt.js'
@@ -210,6 +211,47 @@ describe('security: authentication, ACL, app isolation', () => {
     expect(broken.status).toBe(400)
     expect(broken.body.code).toBe(ErrorCode.INVALID_REQUEST)
   })
+
+  it('reads a body that comes in pieces, with or without Content-Length, and limits it', async () => {
+    const auth = `Bearer ${s.defaultApp.secret}`
+    const body = JSON.stringify({ target: { all: true }, kind: 'passThrough', payload: 'pieces' })
+    // headers and half the body first, the rest 50 ms later
+    const split = await slowPost(s.httpPort, auth, [body.slice(0, 20), body.slice(20)], true)
+    expect(split.status).toBe(200)
+    expect(JSON.parse(split.body).messageId).toMatch(/^m/)
+    // chunked (no Content-Length): read while it comes
+    const chunked = await slowPost(s.httpPort, auth, [body.slice(0, 20), body.slice(20)], false)
+    expect(chunked.status).toBe(200)
+    // over the limit without Content-Length (chunked): refused while reading, and in one read
+    const limited = await startTestServer({ env: { MQPUSH_HTTP_BODY_LIMIT_BYTES: '2000' } })
+    try {
+      const a = `Bearer ${limited.defaultApp.secret}`
+      const big = JSON.stringify({
+        target: { all: true },
+        kind: 'passThrough',
+        payload: 'x'.repeat(3000),
+      })
+      const inPieces = await slowPost(
+        limited.httpPort,
+        a,
+        [big.slice(0, 1000), big.slice(1000)],
+        false,
+      )
+      expect(inPieces.status).toBe(413)
+      const atOnce = await oneWritePost(limited.httpPort, a, big, false)
+      expect(atOnce.status).toBe(413)
+      expect(JSON.parse(atOnce.body).code).toBe(ErrorCode.BODY_TOO_LARGE)
+      // request line, headers and body in one write (as load generators send): read at once
+      const small = JSON.stringify({ target: { all: true }, kind: 'passThrough', payload: 'one' })
+      for (const withLength of [true, false]) {
+        const one = await oneWritePost(limited.httpPort, a, small, withLength)
+        expect(one.status).toBe(200)
+        expect(JSON.parse(one.body).messageId).toMatch(/^m/)
+      }
+    } finally {
+      await limited.stop()
+    }
+  })
 })
 
 describe('security: failed authentication limit', () => {
@@ -315,5 +357,80 @@ function rawPost(
     })
     req.on('error', reject)
     req.end(body)
+  })
+}
+
+/** A POST over node:http whose body goes out in these pieces, 50 ms apart. */
+function slowPost(
+  port: number,
+  auth: string,
+  pieces: string[],
+  withLength: boolean,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {
+      authorization: auth,
+      'content-type': 'application/json',
+    }
+    if (withLength) headers['content-length'] = String(Buffer.byteLength(pieces.join('')))
+    const req = request(
+      { host: '127.0.0.1', port, path: '/v1/messages', method: 'POST', headers },
+      (res) => {
+        let text = ''
+        res.on('data', (chunk) => (text += chunk))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+      },
+    )
+    req.on('error', (err) => {
+      // the server may answer 413 and close before the whole upload went out
+      if ((err as NodeJS.ErrnoException).code !== 'EPIPE') reject(err)
+    })
+    const send = (i: number) => {
+      if (i === pieces.length - 1) return req.end(pieces[i])
+      req.write(pieces[i])
+      setTimeout(() => send(i + 1), 50)
+    }
+    send(0)
+  })
+}
+
+/** A POST written to a plain socket in one write: request line, headers and body together. */
+function oneWritePost(
+  port: number,
+  auth: string,
+  body: string,
+  withLength: boolean,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const bytes = Buffer.from(body)
+    const framing = withLength
+      ? `content-length: ${bytes.length}\r\n\r\n${body}`
+      : `transfer-encoding: chunked\r\n\r\n${bytes.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(
+        `POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n` +
+          `authorization: ${auth}\r\ncontent-type: application/json\r\n${framing}`,
+      )
+    })
+    let text = ''
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()))
+    socket.on('error', reject)
+    socket.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0)
+      let rest = text.slice(text.indexOf('\r\n\r\n') + 4)
+      if (/transfer-encoding: chunked/i.test(text)) {
+        // de-chunk the answer
+        let out = ''
+        for (;;) {
+          const nl = rest.indexOf('\r\n')
+          const size = parseInt(rest.slice(0, nl), 16)
+          if (!size) break
+          out += rest.slice(nl + 2, nl + 2 + size)
+          rest = rest.slice(nl + 2 + size + 2)
+        }
+        rest = out
+      }
+      resolve({ status, body: rest })
+    })
   })
 }

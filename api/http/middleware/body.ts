@@ -35,16 +35,45 @@ async function bodyText(c: Context): Promise<string> {
     if (Buffer.byteLength(text) > limit) throw new ApiError(ErrorCode.BODY_TOO_LARGE)
     return text
   }
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of incoming as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) throw new ApiError(ErrorCode.BODY_TOO_LARGE)
-    chunks.push(chunk)
-  }
-  return chunks.length === 1
-    ? (chunks[0] as Buffer).toString('utf8')
-    : Buffer.concat(chunks).toString('utf8')
+  return readAll(incoming, limit)
+}
+
+/**
+ * Reads the request to its end with plain listeners: a `for await` over it cost ~3 % of a
+ * push's CPU (an async iterator, end-of-stream listeners and a promise per chunk).
+ */
+function readAll(incoming: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (err: Error | undefined) => {
+      incoming.off('data', onData)
+      incoming.off('end', onEnd)
+      incoming.off('error', done)
+      incoming.off('close', onClose)
+      if (err) return reject(err)
+      resolve(
+        chunks.length === 1
+          ? (chunks[0] as Buffer).toString('utf8')
+          : Buffer.concat(chunks).toString('utf8'),
+      )
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= limit) return void chunks.push(chunk)
+      done(new ApiError(ErrorCode.BODY_TOO_LARGE))
+      // as leaving a `for await` does (Node's stream destroyer): detached from its socket
+      // first, so that the answer still goes out on it
+      ;(incoming as { socket: unknown }).socket = null
+      incoming.destroy()
+    }
+    const onEnd = () => done(undefined)
+    const onClose = () => done(new Error('the request closed before its body ended'))
+    incoming.on('data', onData)
+    incoming.on('end', onEnd)
+    incoming.on('error', done)
+    incoming.on('close', onClose)
+  })
 }
 
 export function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
