@@ -64,10 +64,11 @@ export class MessageService {
 
   /**
    * Hands to the broker the messages that were accepted but not dispatched when the process
-   * stopped (a crash between the two). Expired ones are only marked, and so are those whose
-   * packets the broker still holds: their dispatched mark was lost, not their dispatch (the
-   * store commits in order, so the mark is lost only with every acknowledgement after it).
-   * Returns how many were sent.
+   * stopped (a crash between the two: the broker's queue of a message is never durable later
+   * than its dispatched mark, see Dispatcher). Expired ones are only marked, and so are those
+   * whose packets the broker still holds: their mark was lost, not their dispatch. A message
+   * some device had already received is delivered to it again with the same id (devices drop
+   * ids they have seen; its receipt counts once). Returns how many were sent.
    */
   async recover(): Promise<number> {
     let sent = 0

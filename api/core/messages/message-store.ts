@@ -8,9 +8,10 @@ export interface MessageStore {
   getMessage(id: MessageId): Promise<MessageRecord | undefined>
   /**
    * The broker has the message; `funnel`, when given, replaces the stored counts up to `valid`.
-   * Write-behind: visible to `getMessage` at once, durable within milliseconds. A crash in
-   * between leaves the message accepted; recovery then finds its packets still queued and only
-   * marks it (MessageService.recover).
+   * Write-behind: visible to `getMessage` at once, durable within milliseconds, never before
+   * the broker's queue of the message (see Dispatcher). A crash in between leaves the message
+   * accepted, and MessageService.recover dispatches it again, or only marks it when the
+   * broker's packets of it survived.
    */
   markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void
   /**

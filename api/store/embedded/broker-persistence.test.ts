@@ -22,7 +22,9 @@ async function open(dir?: string) {
   const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
   if (!dir) dirs.push(dataDir)
   const db = openDatabase({ dataDir })
+  let crashed = false
   const writer = new SqliteWriter(db, (e) => {
+    if (crashed) return // kill -9: the write-behind timer of a dead process never fires
     throw e
   })
   const p = new EmbeddedBrokerPersistence(db, writer)
@@ -34,6 +36,7 @@ async function open(dir?: string) {
     dataDir,
     /** Simulates kill -9: whatever is committed stays, nothing else runs. */
     crash() {
+      crashed = true
       db.close()
     },
     settle: () => writer.commit(() => {}),
@@ -549,17 +552,90 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipeline�
     a.crash()
   })
 
-  it('writes a released entry’s row at once, as a release, and not again with the deferred lane', async () => {
+  it('writes a replaced entry as it stands when the deferred lane commits', async () => {
     const a = await open()
-    await a.p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
-    await a.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 5 })
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }, { clientId: 'c2' }], packet(1))
+    for (const c of ['c1', 'c2'])
+      await a.p.outgoingUpdate({ id: c }, { ...packet(1), messageId: 5 })
+    // c1's is released (QoS 2); c2's taken over by another broker's packet
     await a.p.outgoingUpdate({ id: 'c1' }, { cmd: 'pubrel', messageId: 5 })
-    a.writer.flush() // the deferred lane must skip the row its own op wrote (no duplicate key)
+    await a.p.outgoingUpdate(
+      { id: 'c2' },
+      { ...packet(9, 'other broker'), brokerId: 'broker-2', messageId: 5 },
+    )
+    await a.settle() // a commit: nothing of theirs is written yet
+    expect(count(a.db, 'broker_outgoing')).toBe(0)
+    a.writer.flush()
     a.crash()
     const b = await open(a.dataDir)
-    const restored = await list(b.p.outgoingStream({ id: 'c1' }))
-    expect(restored).toEqual([{ cmd: 'pubrel', messageId: 5 }])
+    expect(await list(b.p.outgoingStream({ id: 'c1' }))).toEqual([{ cmd: 'pubrel', messageId: 5 }])
+    const c2 = await list(b.p.outgoingStream({ id: 'c2' }))
+    expect(c2.map((x) => [x.brokerId, x.payload.toString()])).toEqual([
+      ['broker-2', 'other broker'],
+    ])
+    expect(count(b.db, 'broker_packets')).toBe(1) // the first packet was never written
     b.crash()
+  })
+
+  it('writes a deferred entry’s new packet with it, even when a commit in between fails', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
+    dirs.push(dataDir)
+    const errors: unknown[] = []
+    const db = openDatabase({ dataDir })
+    const writer = new SqliteWriter(db, (e) => errors.push(e))
+    const p = new EmbeddedBrokerPersistence(db, writer)
+    await p.setup(broker)
+    await p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
+    await p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 5 })
+    await p.outgoingUpdate(
+      { id: 'c1' },
+      { ...packet(9, 'other'), brokerId: 'broker-2', messageId: 5 },
+    )
+    // the next commit's batch fails (I/O): nothing the entry needs may be lost with it
+    writer.later(() => {
+      throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
+    })
+    await writer.commit(() => {}).catch(() => {})
+    expect(errors.length).toBeGreaterThan(0)
+    writer.flush()
+    db.close()
+    const b = await open(dataDir)
+    const got = await list(b.p.outgoingStream({ id: 'c1' }))
+    expect(got.map((x) => x.payload.toString())).toEqual(['other'])
+    b.crash()
+  })
+
+  it('keeps a queue in enqueue order across a crash: a durable enqueue takes the deferred rows along', async () => {
+    // found in review: a broadcast's durable commit kept it while the unicast push queued
+    // before it was lost, and recovery then queued that push after the broadcast
+    const a = await open()
+    await a.p.enqueueRecoverable([{ clientId: 'c0' }], packet(1))
+    const all = Array.from({ length: FANOUT_MIN_CLIENTS }, (_, i) => ({ clientId: `c${i}` }))
+    await a.p.enqueueRecoverable(all, packet(2)) // a fan-out: durable
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c0' }], packet(3)) // an MQTT client's publish
+    a.crash()
+    const b = await open(a.dataDir)
+    const got = await list(b.p.outgoingStream({ id: 'c0' }))
+    expect(got.map((x) => x.brokerCounter)).toEqual([1, 2, 3])
+    b.crash()
+  })
+
+  it('is not stopped by a stray row where it writes', async () => {
+    // found in review: an insert failing on a key would have failed every later deferred batch
+    const a = await open()
+    const messages = new EmbeddedMessageStore(a.db, a.writer)
+    a.db
+      .prepare("INSERT INTO broker_outgoing (seq, client_id, packet_id) VALUES (1, 'x', 999)")
+      .run()
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
+    messages.markDispatched('m1' as MessageId)
+    a.writer.flush()
+    expect(
+      (
+        a.db.prepare('SELECT client_id FROM broker_outgoing').all() as Array<{ client_id: string }>
+      ).map((r) => r.client_id),
+    ).toEqual(['c1'])
+    a.crash()
   })
 
   it('writes the rows of a failed batch with the next one', async () => {

@@ -286,6 +286,15 @@ export class EmbeddedBrokerPersistence {
         'UPDATE broker_outgoing SET packet_id = ?, message_id = NULL, cmd = NULL WHERE seq = ?',
       ),
       deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE seq = ?'),
+      // the deferred lane's writes replace what holds their key: ids and sequences are this
+      // process's own, so only a stray row could be there, and an insert failing on it would
+      // fail every later deferred batch that takes the rows along
+      putPacket: db.prepare(
+        'INSERT OR REPLACE INTO broker_packets (id, meta, payload, expires_at) VALUES (?, ?, ?, ?)',
+      ),
+      putOut: db.prepare(
+        'INSERT OR REPLACE INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
+      ),
       insertFanout: db.prepare(
         'INSERT INTO broker_fanouts (packet_id, first_seq, clients) VALUES (?, ?, ?)',
       ),
@@ -751,6 +760,8 @@ export class EmbeddedBrokerPersistence {
     }
     const [meta, payload] = splitPacket(stored.packet)
     const clients = fanout ? JSON.stringify(subs.map((s) => s.clientId)) : undefined
+    // with the deferred lane: a recoverable entry queued before this one is then never durable
+    // after it (a crash would otherwise keep this one, and recovery queue the earlier one after)
     await this.#w.commit(() => {
       this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
       if (fanout) {
@@ -767,7 +778,7 @@ export class EmbeddedBrokerPersistence {
           null,
         )
       }
-    })
+    }, true)
     for (const e of entries) e.committed = true
   }
 
@@ -845,13 +856,21 @@ export class EmbeddedBrokerPersistence {
     for (const p of rows.packets) {
       if (!p.deferred || this.#packets.get(p.id) !== p) continue // released meanwhile
       const [meta, payload] = splitPacket(p.packet)
-      this.#s.insertPacket.run(p.id, meta, payload, p.expiresAt ?? null)
+      this.#s.putPacket.run(p.id, meta, payload, p.expiresAt ?? null)
     }
     const { entries, clients } = rows
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i] as QueueEntry
-      if (e.row !== 'deferred') continue // gone, or written by an op of its own
-      this.#s.insertOut.run(e.seq, clients[i], (e.stored as StoredPacket).id, null, null)
+      if (e.row !== 'deferred') continue // gone
+      // as the entry stands now (a QoS 2 release or another broker's packet may have replaced it)
+      const pubrel = e.cmd === 'pubrel'
+      this.#s.putOut.run(
+        e.seq,
+        clients[i],
+        e.stored?.id ?? 0,
+        pubrel ? (e.messageId ?? null) : null,
+        pubrel ? 'pubrel' : null,
+      )
     }
   }
 
@@ -882,20 +901,17 @@ export class EmbeddedBrokerPersistence {
     e.messageId = packet.messageId
     if (i >= q.hint) q.hint = i + 1
     if (!replace) return
+    if (e.row === 'deferred') return this.#replaceDeferred(e, packet)
     // the entry becomes a row of its own: a fan-out keeps its packet for every client alike
     const fanout = e.fanout
     e.fanout = undefined
     const chunk = fanout?.markDone(e.seq)
-    // a row still waiting in the deferred lane is written now, as it stands, by this op
-    const promoted = e.row === 'deferred'
-    if (promoted) e.row = undefined
     const { seq, messageId } = e
     const previousId = e.stored?.id ?? 0
     const ownRow = (packetId: number, cmd: 'publish' | 'pubrel') => {
-      if (fanout) {
-        // its bit and its row in one op: a crash keeps the entry in one place or the other
-        this.#writeChunks(fanout, [chunk as number])
-      } else if (!promoted) return false
+      if (!fanout) return false
+      // its bit and its row in one op: a crash keeps the entry in one place or the other
+      this.#writeChunks(fanout, [chunk as number])
       this.#s.insertOut.run(
         seq,
         client.id,
@@ -924,6 +940,26 @@ export class EmbeddedBrokerPersistence {
         if (!ownRow(stored.id, 'publish')) this.#s.updateOutPacket.run(stored.id, seq)
       })
     }
+  }
+
+  /**
+   * outgoingUpdate's replacement of an entry whose row still waits in the deferred lane: that
+   * op writes the entry as it stands then, so nothing is written now (a new packet joins the
+   * same lane, before the entries: never durable after the row that refers to it).
+   */
+  #replaceDeferred(e: QueueEntry, packet: AnyPacket): void {
+    this.#release(e.stored)
+    if (packet.cmd === 'pubrel') {
+      e.cmd = 'pubrel'
+      e.stored = undefined
+      return
+    }
+    const stored = this.#storePacket(packet)
+    stored.refs++
+    stored.deferred = true
+    this.#deferredRowsBatch().packets.push(stored)
+    e.stored = stored
+    e.cmd = 'publish'
   }
 
   async outgoingClearMessageId(client: Client, packet: AnyPacket): Promise<AnyPacket | undefined> {

@@ -121,6 +121,32 @@ describe('SqliteWriter deferred lane', () => {
     expect(rows()).toContain(9)
   })
 
+  it('never commits a deferred op when one before it in the lane failed', () => {
+    // found in review: a dispatched mark committed although the queue rows before it failed
+    const { writer, insert, rows, errors } = setup()
+    insert.run(1)
+    writer.deferred(() => insert.run(1)) // breaks a constraint
+    writer.deferred(() => insert.run(2)) // queued after it in the lane
+    writer.later(() => insert.run(3)) // main lane: unaffected
+    writer.flush()
+    expect(rows()).toEqual([1, 3])
+    expect(errors).toHaveLength(2)
+  })
+
+  it('is taken along by a commit that asks for it, before that commit', async () => {
+    const { writer, db, rows } = setup()
+    const log: number[] = []
+    const step = (v: number) => () => {
+      log.push(v)
+      db.prepare('INSERT INTO t (v) VALUES (?)').run(v)
+    }
+    writer.deferred(step(1))
+    await writer.commit(step(2))
+    expect(rows()).toEqual([2])
+    await writer.commit(step(3), true)
+    expect(log).toEqual([2, 1, 3])
+  })
+
   it("calls a failed deferred op's hook", () => {
     const { writer, db, errors } = setup()
     let failed = 0

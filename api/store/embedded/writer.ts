@@ -8,35 +8,40 @@ interface Pending {
   reject?: (err: unknown) => void
   /** A write-behind op's own failure hook (its error also goes to the error handler). */
   failed?: () => void
+  /** Queued in the deferred lane. */
+  deferred?: boolean
 }
 
 /**
- * One writer for the whole embedded store: every mutation is queued and the queue is committed
- * as one transaction on the next turn of the event loop (group commit). Two kinds of writes:
- * - `commit(op)`: the promise resolves once the op is durable. Used where acceptance depends on
- *   durability (a message, a device, a queued packet, a subscription).
- * - `later(op)`: write-behind, nobody waits. Used where losing the last few dozen milliseconds
- *   in a crash is harmless (receipts whose packet stays queued — it is delivered again, and
- *   devices drop a message id they have seen —, last-seen times, queue bookkeeping).
- * Ops run in the order they were queued, so a durable commit also covers every earlier op.
- *
- * - `deferred(op)`: write-behind in a lane of its own, which a durable commit does not take
- *   along: it waits for the write-behind delay even while commits go on. Deferred ops keep
- *   their order among themselves and commit together with (after) every op queued before them,
- *   but ops queued after them may commit first. What it is for: a queue entry for an online
- *   device that acknowledges within the delay is never written at all (see
- *   EmbeddedBrokerPersistence.enqueueRecoverable).
- */
-/**
- * How long write-behind operations may wait for company before they are committed (a durable
- * commit takes them along at once). Fewer, larger transactions write each hot page once: the
- * broker's CPU per delivered message in the offline drain: 100–106 µs at 10 ms, 91–96 at 30,
- * 83–89 at 60 (alternating runs); 50 is between the two measured.
+ * How long write-behind operations may wait for company before they are committed. Fewer,
+ * larger transactions write each hot page once: the broker's CPU per delivered message in the
+ * offline drain: 100–106 µs at 10 ms, 91–96 at 30, 83–89 at 60 (alternating runs); 50 is
+ * between the two measured.
  */
 export const WRITE_BEHIND_DELAY_MS = 50
 /** …unless this many are queued. */
 export const WRITE_BEHIND_MAX_OPS = 5000
 
+/**
+ * One writer for the whole embedded store: every mutation is queued and committed in group
+ * commits, one transaction for many ops. Three kinds of writes:
+ * - `commit(op)`: the promise resolves once the op is durable; its transaction runs on the next
+ *   turn of the event loop. Used where acceptance depends on durability (a message, a device, a
+ *   durably queued packet, a subscription).
+ * - `later(op)`: write-behind, nobody waits; committed with the next commit, or after
+ *   WRITE_BEHIND_DELAY_MS. Used where losing the last few dozen milliseconds in a crash is
+ *   harmless (receipts whose packet stays queued — it is delivered again, and devices drop a
+ *   message id they have seen —, last-seen times, queue bookkeeping).
+ * - `deferred(op)`: write-behind in a lane of its own, which a commit does not take along
+ *   (unless asked to): it waits for the write-behind delay even while commits go on. Deferred
+ *   ops commit in their order, each with or after every op queued before it, never without
+ *   the deferred ops before it; ops queued after them may commit first. What it is for: the
+ *   queue rows of the message pipeline's publishes, and the messages' dispatched marks after
+ *   them, so that an entry an online device acknowledges within the delay is never written
+ *   (EmbeddedBrokerPersistence.enqueueRecoverable).
+ * Main-queue ops run in the order they were queued, so a commit also covers every earlier
+ * `commit` and `later` op.
+ */
 export class SqliteWriter {
   readonly #db: Db
   readonly #onError: (err: unknown) => void
@@ -55,9 +60,17 @@ export class SqliteWriter {
     this.#onError = onError
   }
 
-  commit(op: Op): Promise<void> {
+  /**
+   * `withDeferred`: the deferred lane is committed in the same transaction, before this op
+   * (what was deferred before it is then never durable after it: queue entries in order).
+   */
+  commit(op: Op, withDeferred = false): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new Error('store is closed'))
+      if (withDeferred && this.#deferred.length > 0) {
+        for (const p of this.#deferred) this.#queue.push(p)
+        this.#deferred = []
+      }
       this.#queue.push({ op, resolve, reject })
       this.#scheduleNow()
     })
@@ -92,7 +105,7 @@ export class SqliteWriter {
       failed?.()
       return
     }
-    const p: Pending = { op }
+    const p: Pending = { op, deferred: true }
     if (committed) p.resolve = committed
     if (failed) p.failed = failed
     this.#deferred.push(p)
@@ -158,15 +171,22 @@ export class SqliteWriter {
       // the rest still commits together (a crash meanwhile commits none of it, as before).
       // Ops take their inputs when queued, so running one again is safe.
       const failed = new Map<Pending, unknown>()
+      // the deferred lane is a chain: none of its ops commits without those before it
+      let laneBroken: unknown
       try {
         this.#db
           .transaction(() => {
             for (const p of batch) {
+              if (p.deferred && laneBroken !== undefined) {
+                failed.set(p, laneBroken)
+                continue
+              }
               try {
                 this.#db.transaction(p.op)()
               } catch (err) {
                 if (!isConstraintError(err)) throw err
                 failed.set(p, err)
+                if (p.deferred) laneBroken = err
               }
             }
           })
