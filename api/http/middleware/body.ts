@@ -44,6 +44,8 @@ async function bodyText(c: Context): Promise<string> {
  */
 function readAll(incoming: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
+    // already gone: 'close' will not come again
+    if (incoming.destroyed) return reject(new Error('the request closed before its body ended'))
     const chunks: Buffer[] = []
     let size = 0
     const done = (err: Error | undefined) => {
