@@ -18,14 +18,15 @@ afterEach(() => {
 })
 
 /** A persistence on a database file that can be closed and opened again, as a restart does. */
-async function open(dir?: string) {
+async function open(dir?: string, errors?: unknown[]) {
   const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
   if (!dir) dirs.push(dataDir)
   const db = openDatabase({ dataDir })
   let crashed = false
   const writer = new SqliteWriter(db, (e) => {
     if (crashed) return // kill -9: the write-behind timer of a dead process never fires
-    throw e
+    if (!errors) throw e
+    errors.push(e) // a test that makes writes fail on purpose
   })
   const p = new EmbeddedBrokerPersistence(db, writer)
   await p.setup(broker)
@@ -59,6 +60,14 @@ const packet = (counter: number, payload: Buffer | string = 'hello') => ({
   brokerId: broker.id,
   brokerCounter: counter,
 })
+
+/** The clients of the queue rows, in sequence order. */
+const rowClients = (db: Db) =>
+  (
+    db.prepare('SELECT client_id FROM broker_outgoing ORDER BY seq').all() as Array<{
+      client_id: string
+    }>
+  ).map((r) => r.client_id)
 
 const count = (db: Db, table: string) =>
   (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
@@ -387,13 +396,8 @@ describe('EmbeddedBrokerPersistence queues of connected clients', () => {
 describe('EmbeddedBrokerPersistence after a failed write-behind batch', () => {
   it('writes a fan-outâ€™s bits again with the next acknowledgement, those of the failed batch too', async () => {
     // found in review: the failed op stayed the one later acknowledgements gathered into
-    const dataDir = mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
-    dirs.push(dataDir)
     const errors: unknown[] = []
-    const db = openDatabase({ dataDir })
-    const writer = new SqliteWriter(db, (e) => errors.push(e))
-    const p = new EmbeddedBrokerPersistence(db, writer)
-    await p.setup(broker)
+    const { p, db, writer, dataDir } = await open(undefined, errors)
     const clients = Array.from({ length: 40 }, (_, i) => `c${i}`)
     await p.outgoingEnqueueCombi(
       clients.map((clientId) => ({ clientId })),
@@ -543,11 +547,7 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     await a.p.dropClient('c1')
     expect(await a.p.sweepExpired(1_850_000_000_000)).toBe(1)
     a.writer.flush()
-    expect(
-      (
-        a.db.prepare('SELECT client_id FROM broker_outgoing').all() as Array<{ client_id: string }>
-      ).map((r) => r.client_id),
-    ).toEqual(['c2'])
+    expect(rowClients(a.db)).toEqual(['c2'])
     expect(count(a.db, 'broker_packets')).toBe(1)
     a.crash()
   })
@@ -578,13 +578,8 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
   })
 
   it('writes a deferred entryâ€™s new packet with it, even when a commit in between fails', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
-    dirs.push(dataDir)
     const errors: unknown[] = []
-    const db = openDatabase({ dataDir })
-    const writer = new SqliteWriter(db, (e) => errors.push(e))
-    const p = new EmbeddedBrokerPersistence(db, writer)
-    await p.setup(broker)
+    const { p, db, writer, dataDir } = await open(undefined, errors)
     await p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
     await p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 5 })
     await p.outgoingUpdate(
@@ -630,22 +625,13 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     await a.p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
     messages.markDispatched('m1' as MessageId)
     a.writer.flush()
-    expect(
-      (
-        a.db.prepare('SELECT client_id FROM broker_outgoing').all() as Array<{ client_id: string }>
-      ).map((r) => r.client_id),
-    ).toEqual(['c1'])
+    expect(rowClients(a.db)).toEqual(['c1'])
     a.crash()
   })
 
   it('writes the rows of a failed batch with the next one', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'mqpush-bp-'))
-    dirs.push(dataDir)
     const errors: unknown[] = []
-    const db = openDatabase({ dataDir })
-    const writer = new SqliteWriter(db, (e) => errors.push(e))
-    const p = new EmbeddedBrokerPersistence(db, writer)
-    await p.setup(broker)
+    const { p, db, writer, dataDir } = await open(undefined, errors)
     await p.enqueueRecoverable([{ clientId: 'c1' }], packet(1))
     writer.deferred(() => {
       throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
