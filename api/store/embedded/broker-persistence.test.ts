@@ -9,7 +9,7 @@ import type { MessageId } from '../../../sdk/protocol/ids.js'
 import { EmbeddedBrokerPersistence, FANOUT_MIN_CLIENTS } from './broker-persistence.js'
 import { type Db, openDatabase } from './database.js'
 import { EmbeddedMessageStore } from './message-store.js'
-import { SqliteWriter } from './writer.js'
+import { SqliteWriter, WRITE_BEHIND_MAX_OPS } from './writer.js'
 
 const broker = { id: 'broker-1' }
 const dirs: string[] = []
@@ -627,6 +627,40 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     a.writer.flush()
     expect(rowClients(a.db)).toEqual(['c1'])
     a.crash()
+  })
+
+  it('commits a batch of WRITE_BEHIND_MAX_OPS rows at once, not after the delay', async () => {
+    const a = await open()
+    for (let i = 0; i < WRITE_BEHIND_MAX_OPS + 10; i++) {
+      await a.p.enqueueRecoverable([{ clientId: `c${i % 50}` }], packet(i + 1))
+    }
+    await new Promise((resolve) => setImmediate(resolve))
+    // the full batch, and the one begun after it, behind it in the lane
+    expect(count(a.db, 'broker_outgoing')).toBe(WRITE_BEHIND_MAX_OPS + 10)
+    a.crash()
+  })
+
+  it('carries both batches of a failed transaction to the next one, in order', async () => {
+    const errors: unknown[] = []
+    const { p, db, writer, dataDir } = await open(undefined, errors)
+    for (let i = 0; i < WRITE_BEHIND_MAX_OPS + 10; i++) {
+      await p.enqueueRecoverable([{ clientId: `c${i % 50}` }], packet(i + 1))
+    }
+    writer.later(() => {
+      throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
+    })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(errors.length).toBeGreaterThan(0)
+    expect(count(db, 'broker_outgoing')).toBe(0)
+    await p.enqueueRecoverable([{ clientId: 'c0' }], packet(WRITE_BEHIND_MAX_OPS + 11))
+    writer.flush()
+    expect(count(db, 'broker_outgoing')).toBe(WRITE_BEHIND_MAX_OPS + 11)
+    db.close()
+    const b = await open(dataDir)
+    const c0 = await list(b.p.outgoingStream({ id: 'c0' }))
+    const counters = c0.map((x) => x.brokerCounter as number)
+    expect(counters).toEqual([...counters].sort((x, y) => x - y))
+    b.crash()
   })
 
   it('writes the rows of a failed batch with the next one', async () => {

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { readEnvelopeExpiry } from '../../../sdk/protocol/envelope.js'
 import type { Db } from './database.js'
 import { SubscriptionIndex } from './subscription-index.js'
-import type { SqliteWriter } from './writer.js'
+import { type SqliteWriter, WRITE_BEHIND_MAX_OPS } from './writer.js'
 
 /**
  * The broker's session persistence on the embedded store: an aedes persistence (the async
@@ -207,6 +207,12 @@ class OutQueue {
     }
     return e
   }
+}
+
+function appendRows(to: DeferredRows, from: DeferredRows): void {
+  for (const p of from.packets) to.packets.push(p)
+  for (const e of from.entries) to.entries.push(e)
+  for (const c of from.clients) to.clients.push(c)
 }
 
 function isPacket(e: QueueEntry | null | undefined, brokerId: string, counter: number): boolean {
@@ -817,7 +823,14 @@ export class EmbeddedBrokerPersistence {
 
   /** The batch of deferred rows that the next op of the deferred lane writes. */
   #deferredRowsBatch(): DeferredRows {
-    if (this.#deferredRows) return this.#deferredRows
+    const current = this.#deferredRows
+    if (current && current.entries.length < WRITE_BEHIND_MAX_OPS) return current
+    if (current) {
+      // a full batch goes at once (a transaction of many thousand rows would hold the event
+      // loop); the next one starts here, behind it in the lane
+      this.#deferredRows = undefined
+      this.#w.soon()
+    }
     // the op owns its batch: run again after a rollback, it writes the same rows
     const owned: DeferredRows = { packets: [], entries: [], clients: [] }
     this.#deferredRows = owned
@@ -838,15 +851,15 @@ export class EmbeddedBrokerPersistence {
         // these failed with it, so their messages stay accepted): the next batch takes along
         // what is still queued
         detach()
-        this.#unwrittenRows = owned
+        const carried = this.#unwrittenRows
+        if (!carried) this.#unwrittenRows = owned
+        else appendRows(carried, owned) // two batches of one transaction failed, in this order
       },
     )
     const unwritten = this.#unwrittenRows
     if (unwritten) {
       this.#unwrittenRows = undefined
-      for (const p of unwritten.packets) owned.packets.push(p)
-      for (const e of unwritten.entries) owned.entries.push(e)
-      for (const c of unwritten.clients) owned.clients.push(c)
+      appendRows(owned, unwritten)
     }
     return owned
   }

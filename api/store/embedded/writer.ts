@@ -113,6 +113,11 @@ export class SqliteWriter {
     else this.#scheduleTimer()
   }
 
+  /** Commits everything queued, the deferred lane included, on the next turn of the event loop. */
+  soon(): void {
+    this.#scheduleNow(true)
+  }
+
   /**
    * Commits what is queued, then holds further commits back (they queue) until `resume()`:
    * the checkpoint thread restarts the log while nothing writes, without the event loop
