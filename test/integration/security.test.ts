@@ -222,19 +222,6 @@ describe('security: authentication, ACL, app isolation', () => {
     // chunked (no Content-Length): read while it comes
     const chunked = await slowPost(s.httpPort, auth, [body.slice(0, 20), body.slice(20)], false)
     expect(chunked.status).toBe(200)
-    // a client that goes away in the middle of its body: nothing is accepted, the service goes on
-    const before = (await s.http('GET', '/healthz')).status
-    await new Promise<void>((resolve) => {
-      const socket = connect(s.httpPort, '127.0.0.1', () => {
-        socket.write(
-          `POST /v1/messages HTTP/1.1\r\nhost: x\r\nauthorization: ${auth}\r\n` +
-            `content-type: application/json\r\ncontent-length: 500\r\n\r\n${body.slice(0, 10)}`,
-        )
-        setTimeout(() => socket.destroy(), 50)
-      })
-      socket.on('close', () => resolve())
-    })
-    expect((await s.http('GET', '/healthz')).status).toBe(before)
     // over the limit without Content-Length (chunked): refused while reading, and in one read
     const limited = await startTestServer({ env: { MQPUSH_HTTP_BODY_LIMIT_BYTES: '2000' } })
     try {

@@ -61,6 +61,29 @@ const packet = (counter: number, payload: Buffer | string = 'hello') => ({
   brokerCounter: counter,
 })
 
+/** An accepted message as the pipeline stores it. */
+const message = (id: string) => ({
+  id: id as MessageId,
+  appId: 'ap1' as never,
+  targetType: 'regId' as const,
+  target: { regIds: ['r1'] } as never,
+  content: { kind: 'passThrough' as const, payload: 'x' },
+  createdAt: 1000,
+  expiresAt: 9_000_000_000_000,
+  state: 'accepted' as const,
+  funnel: { planned: 1, invalid: 0, filtered: 0, valid: 1, delivered: 0, clicked: 0 },
+})
+
+/** Ids of the messages still accepted (what recovery would dispatch again). */
+const accepted = async (db: Db) =>
+  (await new EmbeddedMessageStore(db, new SqliteWriter(db, () => {})).listAccepted(10)).map(
+    (m) => m.id,
+  )
+
+const ioError = () => {
+  throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
+}
+
 /** The clients of the queue rows, in sequence order. */
 const rowClients = (db: Db) =>
   (
@@ -495,25 +518,10 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     // later push's commit must not make the mark durable while the queue row is not
     const a = await open()
     const messages = new EmbeddedMessageStore(a.db, a.writer)
-    const message = (id: string) => ({
-      id: id as MessageId,
-      appId: 'ap1' as never,
-      targetType: 'regId' as const,
-      target: { regIds: ['r1'] } as never,
-      content: { kind: 'passThrough' as const, payload: 'x' },
-      createdAt: 1000,
-      expiresAt: 9_000_000_000_000,
-      state: 'accepted' as const,
-      funnel: { planned: 1, invalid: 0, filtered: 0, valid: 1, delivered: 0, clicked: 0 },
-    })
     await messages.insertMessage(message('m1'))
     await a.p.enqueueRecoverable([{ clientId: 'offline' }], packet(1))
     messages.markDispatched('m1' as MessageId)
     await messages.insertMessage(message('m2')) // the next push: a durable commit
-    const accepted = async (db: Db) =>
-      (await new EmbeddedMessageStore(db, new SqliteWriter(db, () => {})).listAccepted(10)).map(
-        (m) => m.id,
-      )
     // a crash now: m1 still accepted (recovery dispatches it again), its row not written
     a.crash()
     const b = await open(a.dataDir)
@@ -660,6 +668,48 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     const c0 = await list(b.p.outgoingStream({ id: 'c0' }))
     const counters = c0.map((x) => x.brokerCounter as number)
     expect(counters).toEqual([...counters].sort((x, y) => x - y))
+    b.crash()
+  })
+
+  it('never makes a mark durable without its rows when a durable enqueue took their batch along and failed', async () => {
+    // found in the second review: rows joined the batch whose op had left with the commit, their
+    // mark went to the lane, and only the mark committed once the disk was back
+    const errors: unknown[] = []
+    const a = await open(undefined, errors)
+    const messages = new EmbeddedMessageStore(a.db, a.writer)
+    await messages.insertMessage(message('m1'))
+    await messages.insertMessage(message('m2'))
+    await a.p.enqueueRecoverable([{ clientId: 'off1' }], packet(1))
+    messages.markDispatched('m1' as MessageId)
+    const durable = a.p.outgoingEnqueueCombi([{ clientId: 'x' }], packet(2)).catch(() => {})
+    a.writer.later(ioError) // that commit's transaction fails
+    await a.p.enqueueRecoverable([{ clientId: 'off2' }], packet(3))
+    messages.markDispatched('m2' as MessageId)
+    await durable
+    expect(errors.length).toBeGreaterThan(0)
+    a.writer.flush() // the disk is back
+    a.crash()
+    const b = await open(a.dataDir)
+    const off2 = await list(b.p.outgoingStream({ id: 'off2' }))
+    expect((await accepted(b.db)).includes('m2' as MessageId) || off2.length === 1).toBe(true)
+    b.crash()
+  })
+
+  it('writes a replaced entryâ€™s new packet with its row, whichever batch holds the packet', async () => {
+    // found in the second review: the row could commit in an earlier transaction than the packet
+    const a = await open()
+    await a.p.enqueueRecoverable([{ clientId: 'c0' }], packet(1))
+    await a.p.outgoingUpdate({ id: 'c0' }, { ...packet(1), messageId: 5 })
+    const durable = a.p.outgoingEnqueueCombi([{ clientId: 'x' }], packet(2)) // takes c0's row
+    await a.p.outgoingUpdate(
+      { id: 'c0' },
+      { ...packet(9, 'other'), brokerId: 'broker-2', messageId: 5 },
+    )
+    await durable
+    a.crash() // before the write-behind timer
+    const b = await open(a.dataDir)
+    const c0 = await list(b.p.outgoingStream({ id: 'c0' }))
+    expect(c0.map((x) => x.payload.toString())).toEqual(['other'])
     b.crash()
   })
 

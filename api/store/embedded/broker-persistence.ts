@@ -122,6 +122,8 @@ interface DeferredRows {
   packets: StoredPacket[]
   entries: QueueEntry[]
   clients: string[]
+  /** Packets its op wrote (its own, and those of its entries that joined a later batch). */
+  written: Set<StoredPacket>
 }
 
 const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
@@ -767,7 +769,11 @@ export class EmbeddedBrokerPersistence {
     const [meta, payload] = splitPacket(stored.packet)
     const clients = fanout ? JSON.stringify(subs.map((s) => s.clientId)) : undefined
     // with the deferred lane: a recoverable entry queued before this one is then never durable
-    // after it (a crash would otherwise keep this one, and recovery queue the earlier one after)
+    // after it (a crash would otherwise keep this one, and recovery queue the earlier one after).
+    // The current batch of deferred rows leaves the lane with it: later rows start a new one,
+    // whose op is queued before their messages' marks (found in review: rows joining the batch
+    // that left were not in the transaction of their marks)
+    this.#deferredRows = undefined
     await this.#w.commit(() => {
       this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
       if (fanout) {
@@ -832,7 +838,7 @@ export class EmbeddedBrokerPersistence {
       this.#w.soon()
     }
     // the op owns its batch: run again after a rollback, it writes the same rows
-    const owned: DeferredRows = { packets: [], entries: [], clients: [] }
+    const owned: DeferredRows = { packets: [], entries: [], clients: [], written: new Set() }
     this.#deferredRows = owned
     const detach = () => {
       if (this.#deferredRows === owned) this.#deferredRows = undefined
@@ -843,7 +849,7 @@ export class EmbeddedBrokerPersistence {
         this.#writeDeferred(owned)
       },
       () => {
-        for (const p of owned.packets) p.deferred = false
+        for (const p of owned.written) p.deferred = false
         for (const e of owned.entries) if (e.row === 'deferred') e.row = undefined
       },
       () => {
@@ -866,15 +872,21 @@ export class EmbeddedBrokerPersistence {
 
   /** Writes the packets and queue rows of a deferred batch that are still queued (a writer op). */
   #writeDeferred(rows: DeferredRows): void {
-    for (const p of rows.packets) {
-      if (!p.deferred || this.#packets.get(p.id) !== p) continue // released meanwhile
+    rows.written.clear() // run again after a rollback: writes it all again
+    const put = (p: StoredPacket) => {
+      // released meanwhile, or written already
+      if (!p.deferred || rows.written.has(p) || this.#packets.get(p.id) !== p) return
+      rows.written.add(p)
       const [meta, payload] = splitPacket(p.packet)
       this.#s.putPacket.run(p.id, meta, payload, p.expiresAt ?? null)
     }
+    for (const p of rows.packets) put(p)
     const { entries, clients } = rows
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i] as QueueEntry
       if (e.row !== 'deferred') continue // gone
+      // its packet with it: a replacement (#replaceDeferred) may sit in a later batch
+      if (e.stored) put(e.stored)
       // as the entry stands now (a QoS 2 release or another broker's packet may have replaced it)
       const pubrel = e.cmd === 'pubrel'
       this.#s.putOut.run(
