@@ -111,6 +111,34 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         expect(await s.devices.listInvalidated(APP, 2_001, 10)).toEqual([])
       })
 
+      it('counts the active devices of an app after every change, whatever it was asked before', async () => {
+        // counted before anything exists (an adapter may keep the count)
+        expect(await s.devices.countActiveDevices(APP)).toBe(0)
+        expect(await s.devices.countActiveDevices(OTHER)).toBe(0)
+        const a = device()
+        const b = device()
+        await s.devices.insertDevice(a)
+        await s.devices.insertDevice(b)
+        await s.devices.insertDevice(device({ appId: OTHER }))
+        expect(await s.devices.countActiveDevices(APP)).toBe(2)
+        await expect(s.devices.insertDevice({ ...a })).rejects.toThrow() // the same regId again
+        expect(await s.devices.countActiveDevices(APP)).toBe(2)
+        // a new device and a duplicate in one turn (an adapter may write them in one batch, and
+        // run the new one's write again once the duplicate is taken out)
+        const c = device()
+        const both = await Promise.allSettled([
+          s.devices.insertDevice(c),
+          s.devices.insertDevice({ ...a }),
+        ])
+        expect(both.map((r) => r.status)).toEqual(['fulfilled', 'rejected'])
+        expect(await s.devices.countActiveDevices(APP)).toBe(3)
+        await s.devices.invalidateDevice(c.regId, 'unregistered', 2_000)
+        await s.devices.invalidateDevice(b.regId, 'unregistered', 2_000)
+        await s.devices.invalidateDevice(b.regId, 'inactive', 3_000) // already invalid
+        expect(await s.devices.countActiveDevices(APP)).toBe(1)
+        expect(await s.devices.countActiveDevices(OTHER)).toBe(1)
+      })
+
       it('answers the push path after every change of state, whatever it was asked before', async () => {
         const d = device()
         const many = [d.regId, ...Array.from({ length: 20 }, () => regId())]
