@@ -82,14 +82,8 @@ export class SqliteWriter {
    * into it, or what comes later is lost with it).
    */
   later(op: Op, committed?: () => void, failed?: () => void): void {
-    if (this.#closed) {
-      this.#onError(new Error('write after the store was closed'))
-      failed?.()
-      return
-    }
-    const p: Pending = { op }
-    if (committed) p.resolve = committed
-    if (failed) p.failed = failed
+    const p = this.#behind(op, committed, failed, false)
+    if (!p) return
     this.#queue.push(p)
     this.#scheduleSoon()
   }
@@ -100,17 +94,30 @@ export class SqliteWriter {
    * as for `later`.
    */
   deferred(op: Op, committed?: () => void, failed?: () => void): void {
-    if (this.#closed) {
-      this.#onError(new Error('write after the store was closed'))
-      failed?.()
-      return
-    }
-    const p: Pending = { op, deferred: true }
-    if (committed) p.resolve = committed
-    if (failed) p.failed = failed
+    const p = this.#behind(op, committed, failed, true)
+    if (!p) return
     this.#deferred.push(p)
     if (this.#deferred.length >= WRITE_BEHIND_MAX_OPS) this.#scheduleNow(true)
     else this.#scheduleTimer()
+  }
+
+  /** A write-behind op to queue; undefined (its failure reported) once the store is closed. */
+  #behind(
+    op: Op,
+    committed: (() => void) | undefined,
+    failed: (() => void) | undefined,
+    deferred: boolean,
+  ): Pending | undefined {
+    if (this.#closed) {
+      this.#onError(new Error('write after the store was closed'))
+      failed?.()
+      return undefined
+    }
+    const p: Pending = { op }
+    if (committed) p.resolve = committed
+    if (failed) p.failed = failed
+    if (deferred) p.deferred = true
+    return p
   }
 
   /** Commits everything queued, the deferred lane included, on the next turn of the event loop. */
