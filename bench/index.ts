@@ -123,7 +123,7 @@ try {
     if (name === 'mosquitto' && !ensureMosquitto()) continue
     const isMqpush = name === 'mqpush'
     const wants = (s: string) =>
-      opts.scenarios.has(s) && (isMqpush || ['hold', 'broadcast', 'offline'].includes(s))
+      opts.scenarios.has(s) && (isMqpush || ['hold', 'broadcast', 'unicast', 'offline'].includes(s))
     if (!['hold', 'broadcast', 'unicast', 'offline', 'restart'].some(wants)) continue
     console.error(`\n== ${name}`)
     const target: Target =
@@ -162,9 +162,10 @@ try {
             opts.broadcastRounds,
           )
         }
-        if (wants('unicast') && isMqpush) {
-          console.error(`  unicast: ${opts.rate}/s for ${opts.seconds} s, then closed loop`)
-          r.unicast = await scenario.unicast(pool, target as never, h.devices, opts)
+        if (wants('unicast')) {
+          const then = isMqpush ? ', then closed loop' : ''
+          console.error(`  unicast: ${opts.rate}/s for ${opts.seconds} s${then}`)
+          r.unicast = await scenario.unicast(pool, target, h.devices, opts)
         }
         await pool.disconnect()
       }

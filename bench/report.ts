@@ -83,6 +83,12 @@ const ROWS: Row[] = [
     better: 'lower',
   },
   {
+    figure: 'unicast at fixed rate: broker CPU per message, delivery included',
+    get: (r) => r.unicast?.cpuUsPerMessageAtRate,
+    unit: 'µs',
+    better: 'lower',
+  },
+  {
     figure: 'unicast at fixed rate: lost',
     get: (r) => r.unicast?.lost,
     unit: '',

@@ -152,30 +152,35 @@ export interface UnicastResult {
   p99Ms: number
   p998Ms: number
   maxMs: number
-  /** Closed loop: accepted push requests per second at `concurrency` in flight. */
-  maxAcceptedPerSec: number
-  /** Closed loop: the service's CPU time (user + system) per accepted push, delivery included. */
-  cpuUsPerPush: number
+  /**
+   * The broker's CPU time (user + system) per message at the fixed rate, delivery and
+   * acknowledgements included: what a message costs when messages come one at a time.
+   */
+  cpuUsPerMessageAtRate: number
+  /** mqpush only — closed loop: accepted push requests per second at `concurrency` in flight. */
+  maxAcceptedPerSec?: number
+  /** mqpush only — closed loop: the service's CPU time per accepted push, delivery included. */
+  cpuUsPerPush?: number
   /** What sent the closed loop: wrk when available, else the bench's own Node client. */
-  closedLoopClient: 'wrk' | 'node'
-  concurrency: number
+  closedLoopClient?: 'wrk' | 'node'
+  concurrency?: number
 }
 
-/** unicast: HTTP push by regId at a fixed rate; end-to-end latency; then the highest rate. */
+/**
+ * unicast: one message to one device at a time, at a fixed rate, sent the way the target's
+ * senders send (mqpush: HTTP push by regId; a bare broker: an MQTT publish to the device's
+ * topic, from one publisher connection); end-to-end latency. For mqpush, then the highest rate
+ * of accepted push requests.
+ */
 export async function unicast(
   pool: WorkerPool,
-  target: MqpushTarget,
+  target: Target,
   devices: DeviceCreds[],
   o: { rate: number; seconds: number; concurrency: number },
 ): Promise<UnicastResult> {
-  const pushOne = (i: number) =>
-    target.push({
-      target: { regIds: [devices[i % devices.length]!.clientId] },
-      kind: 'passThrough',
-      payload: `t=${now()}`,
-    })
+  const sendOne = (i: number) => target.sendOne(devices[i % devices.length]!, `t=${now()}`)
 
-  // open loop at a fixed rate: requests leave on schedule whatever the answers do
+  // open loop at a fixed rate: messages leave on schedule whatever the answers do
   const openLoop = async (seconds: number) => {
     const total = o.rate * seconds
     let ok = 0
@@ -188,9 +193,9 @@ export async function unicast(
       const wait = due - now()
       if (wait > 1) await sleep(wait)
       inflight.push(
-        pushOne(i).then(
-          (status) => {
-            if (status === 200) ok++
+        sendOne(i).then(
+          (accepted) => {
+            if (accepted) ok++
           },
           // not accepted: counted as such, never an unhandled rejection mid-loop
           (err: unknown) => {
@@ -201,7 +206,7 @@ export async function unicast(
       )
     }
     await Promise.all(inflight)
-    if (failed > 0) console.error(`  unicast: ${failed} requests failed: ${String(firstError)}`)
+    if (failed > 0) console.error(`  unicast: ${failed} messages failed: ${String(firstError)}`)
     return ok
   }
   // two unmeasured seconds at the same rate first: steady state, not the service's warm-up
@@ -209,9 +214,27 @@ export async function unicast(
   const warm = await openLoop(2)
   await pool.waitFor((st) => st.distinct >= warm, 30_000)
   await pool.reset()
+  const cpuAtRateBefore = cpuMs(target.pid)
   const accepted = await openLoop(o.seconds)
   const s = await pool.waitFor((st) => st.distinct >= accepted, 30_000)
+  const cpuUsPerMessageAtRate = Math.round(
+    ((cpuMs(target.pid) - cpuAtRateBefore) * 1000) / Math.max(1, accepted),
+  )
   const lat = s.latencies.sort((a, b) => a - b)
+  const result: UnicastResult = {
+    ratePerSec: o.rate,
+    seconds: o.seconds,
+    accepted,
+    delivered: Math.min(s.distinct, accepted),
+    lost: Math.max(0, accepted - s.distinct),
+    p50Ms: round(pct(lat, 0.5), 2),
+    p99Ms: round(pct(lat, 0.99), 2),
+    p998Ms: round(pct(lat, 0.998), 2),
+    maxMs: round(lat[lat.length - 1] ?? 0, 2),
+    cpuUsPerMessageAtRate,
+  }
+  if (!isMqpush(target)) return result
+  const mqpush = target
 
   // closed loop: as many requests as the service accepts with `concurrency` in flight
   let maxAcceptedPerSec: number
@@ -221,8 +244,8 @@ export async function unicast(
   if (ensureWrk()) {
     closedClient = 'wrk'
     const r = await wrkPushRate({
-      url: `${target.httpUrl}/v1/messages`,
-      secret: target.secret,
+      url: `${mqpush.httpUrl}/v1/messages`,
+      secret: mqpush.secret,
       regIds: devices.map((d) => d.clientId),
       seconds: o.seconds,
       connections: o.concurrency,
@@ -240,7 +263,7 @@ export async function unicast(
     await Promise.all(
       Array.from({ length: o.concurrency }, async () => {
         while (now() < until) {
-          if ((await pushOne(k++)) === 200) okClosed++
+          if (await sendOne(k++)) okClosed++
         }
       }),
     )
@@ -248,24 +271,16 @@ export async function unicast(
     acceptedClosed = okClosed
     await sleep(2000)
   }
-  const cpuUsPerPush = Math.round(((cpuMs(target.pid) - cpuBefore) * 1000) / acceptedClosed)
-
   return {
-    ratePerSec: o.rate,
-    seconds: o.seconds,
-    accepted,
-    delivered: Math.min(s.distinct, accepted),
-    lost: Math.max(0, accepted - s.distinct),
-    p50Ms: round(pct(lat, 0.5), 2),
-    p99Ms: round(pct(lat, 0.99), 2),
-    p998Ms: round(pct(lat, 0.998), 2),
-    maxMs: round(lat[lat.length - 1] ?? 0, 2),
+    ...result,
     maxAcceptedPerSec,
-    cpuUsPerPush,
+    cpuUsPerPush: Math.round(((cpuMs(target.pid) - cpuBefore) * 1000) / acceptedClosed),
     closedLoopClient: closedClient,
     concurrency: o.concurrency,
   }
 }
+
+const isMqpush = (t: Target): t is MqpushTarget => 'httpUrl' in t
 
 export interface OfflineResult {
   devices: number

@@ -44,6 +44,10 @@ async function bareBroker(name: string, child: ChildProcess, port: number, clean
         devices.map((d) => ({ topic: `bench/d/${d.clientId}`, payload })),
       )
     },
+    async sendOne(device, payload) {
+      await publisher.publish(`bench/d/${device.clientId}`, payload)
+      return true
+    },
     async stop() {
       publisher.close()
       // SIGTERM lets the plain Aedes baseline exit normally (so --cpu-prof writes its profile)

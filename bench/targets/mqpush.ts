@@ -94,7 +94,7 @@ export async function startMqpush(
     )
   }
 
-  return {
+  const target: MqpushTarget = {
     name: 'mqpush',
     host: '127.0.0.1',
     port: mqttPort,
@@ -151,6 +151,14 @@ export async function startMqpush(
       sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, auth, 512)
       return sender.post(JSON.stringify(body))
     },
+    async sendOne(device, payload) {
+      const status = await target.push({
+        target: { regIds: [device.clientId] },
+        kind: 'passThrough',
+        payload,
+      })
+      return status === 200
+    },
     async crashAndRestart() {
       sender?.close()
       sender = undefined
@@ -165,4 +173,5 @@ export async function startMqpush(
       rmSync(dataDir, { recursive: true, force: true })
     },
   }
+  return target
 }

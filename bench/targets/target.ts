@@ -18,6 +18,11 @@ export interface Target {
   broadcast(to: 'all' | 'topic', payload: string): Promise<void>
   /** One QoS 1 message to each of these devices, by their own address. */
   unicast(devices: DeviceCreds[], payload: string, ttlSeconds?: number): Promise<void>
+  /**
+   * One QoS 1 message to one device the way its senders send it (mqpush: an HTTP push by
+   * regId; a bare broker: an MQTT publish to the device's topic); true once accepted.
+   */
+  sendOne(device: DeviceCreds, payload: string): Promise<boolean>
   stop(): Promise<void>
 }
 
