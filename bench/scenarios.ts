@@ -234,7 +234,6 @@ export async function unicast(
     cpuUsPerMessageAtRate,
   }
   if (!isMqpush(target)) return result
-  const mqpush = target
 
   // closed loop: as many requests as the service accepts with `concurrency` in flight
   let maxAcceptedPerSec: number
@@ -244,8 +243,8 @@ export async function unicast(
   if (ensureWrk()) {
     closedClient = 'wrk'
     const r = await wrkPushRate({
-      url: `${mqpush.httpUrl}/v1/messages`,
-      secret: mqpush.secret,
+      url: `${target.httpUrl}/v1/messages`,
+      secret: target.secret,
       regIds: devices.map((d) => d.clientId),
       seconds: o.seconds,
       connections: o.concurrency,
