@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { WorkerPool } from './load/pool.js'
 import { ensureWrk, wrkPushRate } from './load/wrk.js'
-import { broadcast, hold, median } from './scenarios.js'
+import { broadcast, hold, median, unicast } from './scenarios.js'
 import { startPlainAedes } from './targets/baselines.js'
 import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
 import { cpuTimesMs, type Target } from './targets/target.js'
@@ -11,8 +11,9 @@ import { cpuTimesMs, type Target } from './targets/target.js'
  * `npm run bench:ab`: this build against another one (or plain Aedes), both running at once,
  * with the measured rounds alternating between them (A B, B A, A B …). On a shared machine a
  * run-to-run comparison moves by 10–50 %; rounds that alternate within one minute see the same
- * machine. Scenarios: `broadcast` (to all, CPU per delivery) and `closed-loop` (wrk, CPU per
- * accepted push). Prints medians and every round.
+ * machine. Scenarios: `broadcast` (to all, CPU per delivery), `closed-loop` (wrk, CPU per
+ * accepted push) and `fixed-rate` (unicast at a fixed rate: CPU per message, p50, p99.8).
+ * Prints medians and every round.
  */
 const { values: a } = parseArgs({
   options: {
@@ -21,16 +22,18 @@ const { values: a } = parseArgs({
     rounds: { type: 'string', default: '10' },
     devices: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '4' },
+    rate: { type: 'string', default: '2000' },
     help: { type: 'boolean', default: false },
   },
 })
 if (a.help || !a.baseline) {
   console.log(`npm run bench:ab -- --baseline DIR|aedes [options]
-  --baseline DIR         another checkout, built (DIR/dist/api/main.js); or "aedes" (broadcast only)
-  --scenario broadcast|closed-loop                                              [broadcast]
+  --baseline DIR         another checkout, built (DIR/dist/api/main.js); or "aedes" (not closed-loop)
+  --scenario broadcast|closed-loop|fixed-rate                                   [broadcast]
   --rounds N             measured rounds of each build                         [10]
   --devices N            devices held online by each                           [10000]
-  --seconds S            length of a closed-loop round                         [4]`)
+  --seconds S            length of a closed-loop or fixed-rate round           [4]
+  --rate R               fixed-rate: messages per second                       [2000]`)
   process.exit(a.help ? 0 : 1)
 }
 const int = (name: string, v: string) => {
@@ -41,10 +44,11 @@ const int = (name: string, v: string) => {
 const rounds = int('rounds', a.rounds)
 const devicesPer = int('devices', a.devices)
 const seconds = int('seconds', a.seconds)
+const rate = int('rate', a.rate)
 if (devicesPer > 18_000)
   throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold')
-if (a.scenario !== 'broadcast' && a.scenario !== 'closed-loop') {
-  throw new Error('--scenario is broadcast or closed-loop')
+if (!['broadcast', 'closed-loop', 'fixed-rate'].includes(a.scenario)) {
+  throw new Error('--scenario is broadcast, closed-loop or fixed-rate')
 }
 if (a.scenario === 'closed-loop' && (a.baseline === 'aedes' || !ensureWrk())) {
   throw new Error('closed-loop needs two mqpush builds and wrk')
@@ -54,6 +58,9 @@ interface Round {
   cpuUs: number
   userCpuUs: number
   perSec: number
+  /** fixed-rate only */
+  p50Ms?: number
+  p998Ms?: number
 }
 const sides = ['baseline', 'this build'] as const
 type Side = (typeof sides)[number]
@@ -95,8 +102,32 @@ try {
       perSec: r.acceptedPerSec,
     }
   }
+  const fixedRate = async (side: Side): Promise<Round> => {
+    const t = targets[side]
+    const before = cpuTimesMs(t.pid)
+    const r = await unicast(pools[side], t, devices[side], {
+      rate,
+      seconds,
+      concurrency: 1,
+      closedLoop: false,
+    })
+    const after = cpuTimesMs(t.pid)
+    if (r.lost > 0) console.error(`  ${side}: ${r.lost} messages lost`)
+    return {
+      cpuUs: r.cpuUsPerMessageAtRate,
+      // the user share of the round, warm-up included, applied to the measured figure
+      userCpuUs: Math.round(
+        (r.cpuUsPerMessageAtRate * (after.user - before.user)) /
+          Math.max(1, after.user - before.user + after.system - before.system),
+      ),
+      perSec: r.ratePerSec,
+      p50Ms: r.p50Ms,
+      p998Ms: r.p998Ms,
+    }
+  }
   const round = async (side: Side): Promise<Round> => {
     if (a.scenario === 'closed-loop') return closedLoop(side, seconds)
+    if (a.scenario === 'fixed-rate') return fixedRate(side)
     const r = (await broadcast(pools[side], targets[side], devices[side], 'all', 1)).rounds[0]!
     return {
       cpuUs: r.cpuUsPerDelivery,
@@ -117,14 +148,23 @@ try {
   }
 }
 
-const unit = a.scenario === 'broadcast' ? 'delivery' : 'accepted push'
+const unit = { broadcast: 'delivery', 'closed-loop': 'accepted push', 'fixed-rate': 'message' }[
+  a.scenario as 'broadcast' | 'closed-loop' | 'fixed-rate'
+]
+const latency = a.scenario === 'fixed-rate'
+const r2 = (x: number) => Math.round(x * 100) / 100
 console.log(`\n${a.scenario}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`)
-console.log(`| build | CPU per ${unit} | of which user | per second | CPU each round |`)
-console.log('|---|---|---|---|---|')
+console.log(
+  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''} CPU each round |`,
+)
+console.log(`|---|---|---|---|${latency ? '---|---|---|' : ''}---|`)
 for (const side of sides) {
   const r = results[side]
   const name = side === 'baseline' ? String(a.baseline) : side
+  const lat = latency
+    ? ` ${r2(median(r.map((x) => x.p50Ms ?? NaN)))} ms | ${r2(median(r.map((x) => x.p998Ms ?? NaN)))} ms | ${r.map((x) => x.p998Ms).join(', ')} |`
+    : ''
   console.log(
-    `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${median(r.map((x) => x.userCpuUs))} µs | ${median(r.map((x) => x.perSec))} | ${r.map((x) => x.cpuUs).join(', ')} |`,
+    `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${median(r.map((x) => x.userCpuUs))} µs | ${median(r.map((x) => x.perSec))} |${lat} ${r.map((x) => x.cpuUs).join(', ')} |`,
   )
 }

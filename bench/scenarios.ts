@@ -176,7 +176,7 @@ export async function unicast(
   pool: WorkerPool,
   target: Target,
   devices: DeviceCreds[],
-  o: { rate: number; seconds: number; concurrency: number },
+  o: { rate: number; seconds: number; concurrency: number; closedLoop?: boolean },
 ): Promise<UnicastResult> {
   const sendOne = (i: number) => target.sendOne(devices[i % devices.length]!, `t=${now()}`)
 
@@ -233,7 +233,7 @@ export async function unicast(
     maxMs: round(lat[lat.length - 1] ?? 0, 2),
     cpuUsPerMessageAtRate,
   }
-  if (!isMqpush(target)) return result
+  if (!isMqpush(target) || o.closedLoop === false) return result
 
   // closed loop: as many requests as the service accepts with `concurrency` in flight
   let maxAcceptedPerSec: number
