@@ -1,5 +1,6 @@
 import { serve, type ServerType } from '@hono/node-server'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -204,6 +205,9 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     )
     s.once('error', reject)
   })
+  // app servers keep their connections between pushes; a server that closes them first makes
+  // the next request meet a closed socket, or pay a new connection
+  ;(server as HttpServer).keepAliveTimeout = config.httpKeepAliveSeconds * 1000
   broker.attachWebSocket(server as never, config.mqttWsPath)
   const mqtt = await broker.listen()
 

@@ -66,6 +66,12 @@ export const SETTINGS = {
     '262144',
     'Largest request body in bytes (1000 targets plus a 4 KB payload fit comfortably).',
   ),
+  httpKeepAliveSeconds: setting(
+    'MQPUSH_HTTP_KEEPALIVE_SECONDS',
+    positiveInt,
+    '65',
+    'How long an idle keep-alive HTTP connection stays open. App servers reuse their connections between pushes; keep this above the idle timeout of a load balancer in front (60 s for most). Node alone would close after 5 s.',
+  ),
   httpCorsOrigins: setting(
     'MQPUSH_HTTP_CORS_ORIGINS',
     text,

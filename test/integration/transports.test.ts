@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectDevice } from '../helpers/mqtt.js'
@@ -79,5 +80,52 @@ describe('MQTT over TLS', () => {
     })
     expect((await d.waitFor(1))[0]!.json.id).toBe(res.body.messageId)
     await d.end()
+  })
+})
+
+describe('HTTP keep-alive', () => {
+  /** Sends one keep-alive request on a raw socket; resolves with ms from the answer to the server's close. */
+  const idleUntilClosed = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port })
+      let answeredAt = 0
+      socket.on('data', (d: Buffer) => {
+        if (answeredAt === 0 && d.toString('latin1').startsWith('HTTP/1.1 200')) {
+          answeredAt = performance.now()
+        }
+      })
+      socket.on('error', reject)
+      socket.on('close', () =>
+        answeredAt ? resolve(performance.now() - answeredAt) : reject(new Error('no answer')),
+      )
+      socket.write('GET /healthz HTTP/1.1\r\nhost: mqpush\r\nconnection: keep-alive\r\n\r\n')
+    })
+
+  it('closes an idle connection after MQPUSH_HTTP_KEEPALIVE_SECONDS, not before', async () => {
+    const s = await startTestServer({ env: { MQPUSH_HTTP_KEEPALIVE_SECONDS: '1' } })
+    try {
+      const idleMs = await idleUntilClosed(s.httpPort)
+      // Node's own default would close after 5 s; the setting says 1 s
+      expect(idleMs).toBeGreaterThan(900)
+      expect(idleMs).toBeLessThan(3000)
+    } finally {
+      await s.stop(true)
+    }
+  })
+
+  it('keeps idle connections for 65 s by default, past the 60 s of common load balancers', async () => {
+    const s = await startTestServer()
+    try {
+      const socket = connect({ host: '127.0.0.1', port: s.httpPort })
+      const answered = new Promise<string>((resolve) =>
+        socket.once('data', (d) => resolve(String(d))),
+      )
+      socket.write('GET /healthz HTTP/1.1\r\nhost: mqpush\r\nconnection: keep-alive\r\n\r\n')
+      // Node states the server's idle timeout in the answer's Keep-Alive header
+      expect(await answered).toMatch(/\r\nkeep-alive: timeout=65\r\n/i)
+      socket.destroy()
+    } finally {
+      await s.stop(true)
+    }
   })
 })
