@@ -113,7 +113,7 @@ describe('HTTP keep-alive', () => {
     }
   })
 
-  it('keeps idle connections for 65 s by default, past the 60 s of common load balancers', async () => {
+  it('sets a 65 s idle timeout by default, past the 60 s of common load balancers', async () => {
     const s = await startTestServer()
     try {
       const socket = connect({ host: '127.0.0.1', port: s.httpPort })
