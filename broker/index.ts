@@ -37,7 +37,6 @@ export interface BrokerOptions {
 export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   const { log } = deps
   trackMembership(options.persistence, deps)
-  coalesceQueueWrites(options.persistence)
   const aedes = new Aedes({
     persistence: options.persistence,
     authenticate: adaptAuthenticate(createAuthenticate(deps), log) as never,
@@ -56,6 +55,7 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
     log.error({ err }, 'broker error'),
   )
+  coalesceQueueWrites(aedes, options.persistence)
   await aedes.listen()
 
   const sessions = createSessions(aedes, options.persistence, deps)

@@ -1,10 +1,8 @@
 import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import { Readable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { BrokerPersistence } from './ports.js'
-import { coalesceQueueWrites, QUEUE_FLUSH_BYTES } from './queue-writes.js'
+import { coalesceWrites, QUEUE_FLUSH_BYTES } from './queue-writes.js'
 
 /** A real TCP pair; the server side stands for a device's connection, its writes counted. */
 async function socketPair() {
@@ -62,11 +60,8 @@ const publish = (i: number, bytes: number) =>
  * As aedes drains a queue: one packet per turn of the event loop, through mqtt-packet; a write
  * that returns false waits for 'drain' (aedes gives up after its drain timeout).
  */
-async function drain(persistence: BrokerPersistence, conn: Socket): Promise<void> {
-  for await (const p of persistence.outgoingStream({
-    id: 'd',
-    conn,
-  } as never) as AsyncIterable<mqttPacket.Packet>) {
+async function drain(packets: mqttPacket.Packet[], conn: Socket): Promise<void> {
+  for (const p of packets) {
     if (!mqttPacket.writeToStream(p, conn)) {
       const drained = once(conn, 'drain')
       const timeout = new Promise((_, reject) =>
@@ -81,8 +76,6 @@ async function drain(persistence: BrokerPersistence, conn: Socket): Promise<void
   }
 }
 
-const persistenceOf = (packets: mqttPacket.Packet[]) =>
-  ({ outgoingStream: () => Readable.from(packets) }) as unknown as BrokerPersistence
 const bytesOf = (packets: mqttPacket.Packet[]) =>
   Buffer.concat(packets.map((p) => mqttPacket.generate(p)))
 const arrived = async (pair: { received: Buffer[] }, bytes: number) => {
@@ -92,18 +85,18 @@ const arrived = async (pair: { received: Buffer[] }, bytes: number) => {
   return Buffer.concat(pair.received)
 }
 
-/** Drains `packets` to a fresh socket pair with the coalescing on (or off). */
+/** Drains `packets` to a fresh socket pair with the coalescing on (or off), then ends it. */
 async function drained(packets: mqttPacket.Packet[], coalesce = true) {
-  const persistence = persistenceOf(packets)
-  if (coalesce) coalesceQueueWrites(persistence)
   const pair = await socketPair()
   cleanup.push(pair.close)
-  await drain(persistence, pair.conn)
+  const finish = coalesce ? coalesceWrites(pair.conn) : undefined
+  await drain(packets, pair.conn)
+  finish?.()
   await new Promise((r) => setImmediate(r))
   return pair
 }
 
-describe('coalesceQueueWrites', () => {
+describe('coalesceWrites', () => {
   it('sends a small queue in one or two writes instead of one per packet', async () => {
     const packets = Array.from({ length: 20 }, (_, i) => publish(i, 100))
 
@@ -131,13 +124,13 @@ describe('coalesceQueueWrites', () => {
   it('keeps a device that reads slowly: its queue arrives whole once it reads again', async () => {
     // ~6 MB: more than the kernel's buffers hold while the device does not read
     const packets = Array.from({ length: 2000 }, (_, i) => publish(i, 3000))
-    const persistence = persistenceOf(packets)
-    coalesceQueueWrites(persistence)
     const pair = await socketPair()
     cleanup.push(pair.close)
+    const finish = coalesceWrites(pair.conn)
     pair.device.pause()
     setTimeout(() => pair.device.resume(), 500)
-    await drain(persistence, pair.conn)
+    await drain(packets, pair.conn)
+    finish?.()
     const expected = bytesOf(packets)
     const got = await arrived(pair, expected.length)
     expect(got.length).toBe(expected.length)
@@ -145,14 +138,19 @@ describe('coalesceQueueWrites', () => {
     expect(pair.conn.writableCorked).toBe(0)
   })
 
-  it('leaves connections that are not TCP sockets alone', async () => {
-    const packets = [publish(1, 10)]
-    const persistence = persistenceOf(packets)
-    coalesceQueueWrites(persistence)
+  it('leaves connections that are not TCP sockets alone', () => {
     const notASocket = { cork: () => {}, uncork: () => {}, destroyed: false }
-    const stream = persistence.outgoingStream({ id: 'ws', conn: notASocket } as never)
-    expect(Object.prototype.hasOwnProperty.call(notASocket, 'uncork')).toBe(true)
+    expect(coalesceWrites(notASocket)).toBeUndefined()
     expect(notASocket.uncork.name).toBe('uncork')
-    for await (const _ of stream) void _
+  })
+
+  it('ends by itself when the socket closes', async () => {
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    coalesceWrites(pair.conn)
+    expect(Object.prototype.hasOwnProperty.call(pair.conn, 'uncork')).toBe(true)
+    pair.conn.destroy()
+    await once(pair.conn, 'close')
+    expect(Object.prototype.hasOwnProperty.call(pair.conn, 'uncork')).toBe(false)
   })
 })

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Socket } from 'node:net'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { connectDevice } from '../helpers/mqtt.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
 
@@ -21,6 +22,44 @@ describe('draining a stored queue', () => {
       )
     }
     return reg
+  }
+
+  /** Counts the service's writes to the kernel on its MQTT sockets (one `writev` each). */
+  const countWrites = () => {
+    type Write = (this: Socket, ...args: unknown[]) => unknown
+    const proto = Socket.prototype as unknown as Record<'_write' | '_writev', Write>
+    const write = proto._write
+    const writev = proto._writev
+    const counted = { writes: 0 }
+    const mqttPort = s.mqttPort
+    const count = (original: Write): Write =>
+      function (this: Socket, ...args: unknown[]) {
+        if (this.localPort === mqttPort) counted.writes++
+        return original.apply(this, args)
+      }
+    proto._write = count(write)
+    proto._writev = count(writev)
+    restore = () => {
+      proto._write = write
+      proto._writev = writev
+    }
+    return counted
+  }
+  let restore = () => {}
+  afterEach(() => restore())
+
+  for (const n of [3, 20]) {
+    it(`a queue of ${n} short messages goes out in one write after the CONNACK`, async () => {
+      const reg = await queue(n, 100)
+      const counted = countWrites()
+      const d = await connectDevice(s.mqttUrl, reg)
+      await d.waitFor(n)
+      // the CONNACK, then the queue; aedes alone writes each packet by itself
+      expect(counted.writes).toBe(2)
+      expect(d.received.map((r) => r.json?.payload)).toEqual(Array(n).fill('x'.repeat(100)))
+      restore()
+      await d.end()
+    })
   }
 
   it('over WebSocket, more than a socket buffer of it', async () => {
