@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { WorkerPool } from './load/pool.js'
 import { ensureWrk, wrkPushRate } from './load/wrk.js'
-import { broadcast, hold, median, unicast } from './scenarios.js'
+import { broadcast, hold, median, offline, unicast } from './scenarios.js'
 import { startPlainAedes } from './targets/baselines.js'
 import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
 import { cpuTimesMs, type Target } from './targets/target.js'
@@ -12,7 +12,8 @@ import { cpuTimesMs, type Target } from './targets/target.js'
  * with the measured rounds alternating between them (A B, B A, A B …). On a shared machine a
  * run-to-run comparison moves by 10–50 %; rounds that alternate within one minute see the same
  * machine. Scenarios: `broadcast` (to all, CPU per delivery), `closed-loop` (wrk, CPU per
- * accepted push) and `fixed-rate` (unicast at a fixed rate: CPU per message, p50, p99.8).
+ * accepted push), `fixed-rate` (unicast at a fixed rate: CPU per message, p50, p99.8) and
+ * `drain` (the offline scenario: CPU per delivered message, reconnects included, drain time).
  * Prints medians and every round.
  */
 const { values: a } = parseArgs({
@@ -23,17 +24,21 @@ const { values: a } = parseArgs({
     devices: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '4' },
     rate: { type: 'string', default: '2000' },
+    'offline-devices': { type: 'string', default: '1000' },
+    'offline-messages': { type: 'string', default: '20' },
     help: { type: 'boolean', default: false },
   },
 })
 if (a.help || !a.baseline) {
   console.log(`npm run bench:ab -- --baseline DIR|aedes [options]
   --baseline DIR         another checkout, built (DIR/dist/api/main.js); or "aedes" (not closed-loop)
-  --scenario broadcast|closed-loop|fixed-rate                                   [broadcast]
+  --scenario broadcast|closed-loop|fixed-rate|drain                             [broadcast]
   --rounds N             measured rounds of each build                         [10]
   --devices N            devices held online by each                           [10000]
   --seconds S            length of a closed-loop or fixed-rate round           [4]
-  --rate R               fixed-rate: messages per second                       [2000]`)
+  --rate R               fixed-rate: messages per second                       [2000]
+  --offline-devices K    drain: devices that reconnect each round (new ones)   [1000]
+  --offline-messages Q   drain: messages queued for each                       [20]`)
   process.exit(a.help ? 0 : 1)
 }
 const int = (name: string, v: string) => {
@@ -45,10 +50,12 @@ const rounds = int('rounds', a.rounds)
 const devicesPer = int('devices', a.devices)
 const seconds = int('seconds', a.seconds)
 const rate = int('rate', a.rate)
+const offlineDevices = int('offline-devices', a['offline-devices'])
+const offlineMessages = int('offline-messages', a['offline-messages'])
 if (devicesPer > 18_000)
   throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold')
-if (!['broadcast', 'closed-loop', 'fixed-rate'].includes(a.scenario)) {
-  throw new Error('--scenario is broadcast, closed-loop or fixed-rate')
+if (!['broadcast', 'closed-loop', 'fixed-rate', 'drain'].includes(a.scenario)) {
+  throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
 }
 if (a.scenario === 'closed-loop' && (a.baseline === 'aedes' || !ensureWrk())) {
   throw new Error('closed-loop needs two mqpush builds and wrk')
@@ -61,6 +68,8 @@ interface Round {
   /** fixed-rate only */
   p50Ms?: number
   p998Ms?: number
+  /** drain only */
+  drainMs?: number
 }
 const sides = ['baseline', 'this build'] as const
 type Side = (typeof sides)[number]
@@ -78,10 +87,10 @@ const pools: Record<Side, WorkerPool> = {
 }
 const results: Record<Side, Round[]> = { baseline: [], 'this build': [] }
 try {
-  const devices = {
-    baseline: (await hold(pools.baseline, targets.baseline, devicesPer)).devices,
-    'this build': (await hold(pools['this build'], targets['this build'], devicesPer)).devices,
-  }
+  // the drain's rounds bring their own devices (each round new ones, offline): none held
+  const held = async (side: Side) =>
+    a.scenario === 'drain' ? [] : (await hold(pools[side], targets[side], devicesPer)).devices
+  const devices = { baseline: await held('baseline'), 'this build': await held('this build') }
   const closedLoop = async (side: Side, s: number): Promise<Round> => {
     const t = targets[side] as MqpushTarget
     const before = cpuTimesMs(t.pid)
@@ -125,9 +134,21 @@ try {
       p998Ms: r.p998Ms,
     }
   }
+  const drain = async (side: Side): Promise<Round> => {
+    const r = await offline(pools[side], targets[side], offlineDevices, offlineMessages)
+    if (r.delivered < r.expected)
+      console.error(`  ${side}: ${r.expected - r.delivered} not delivered`)
+    return {
+      cpuUs: r.cpuUsPerDelivery,
+      userCpuUs: NaN,
+      perSec: Math.round((r.delivered * 1000) / Math.max(1, r.drainMs)),
+      drainMs: r.drainMs,
+    }
+  }
   const round = async (side: Side): Promise<Round> => {
     if (a.scenario === 'closed-loop') return closedLoop(side, seconds)
     if (a.scenario === 'fixed-rate') return fixedRate(side)
+    if (a.scenario === 'drain') return drain(side)
     const r = (await broadcast(pools[side], targets[side], devices[side], 'all', 1)).rounds[0]!
     return {
       cpuUs: r.cpuUsPerDelivery,
@@ -136,6 +157,7 @@ try {
     }
   }
   if (a.scenario === 'closed-loop') for (const side of sides) await closedLoop(side, 2) // warm-up
+  if (a.scenario === 'drain') for (const side of sides) await drain(side) // warm-up
   for (let i = 0; i < rounds; i++) {
     for (const side of i % 2 === 0 ? sides : [...sides].reverse())
       results[side].push(await round(side))
@@ -148,23 +170,32 @@ try {
   }
 }
 
-const unit = { broadcast: 'delivery', 'closed-loop': 'accepted push', 'fixed-rate': 'message' }[
-  a.scenario as 'broadcast' | 'closed-loop' | 'fixed-rate'
-]
+const unit = {
+  broadcast: 'delivery',
+  'closed-loop': 'accepted push',
+  'fixed-rate': 'message',
+  drain: 'delivered message',
+}[a.scenario as 'broadcast' | 'closed-loop' | 'fixed-rate' | 'drain']
 const latency = a.scenario === 'fixed-rate'
+const drained = a.scenario === 'drain'
 const r2 = (x: number) => Math.round(x * 100) / 100
 console.log(`\n${a.scenario}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`)
 console.log(
-  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''} CPU each round |`,
+  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''}${drained ? ' drain time | drain time each round |' : ''} CPU each round |`,
 )
-console.log(`|---|---|---|---|${latency ? '---|---|---|' : ''}---|`)
+console.log(`|---|---|---|---|${latency ? '---|---|---|' : ''}${drained ? '---|---|' : ''}---|`)
 for (const side of sides) {
   const r = results[side]
   const name = side === 'baseline' ? String(a.baseline) : side
   const lat = latency
     ? ` ${r2(median(r.map((x) => x.p50Ms ?? NaN)))} ms | ${r2(median(r.map((x) => x.p998Ms ?? NaN)))} ms | ${r.map((x) => x.p998Ms).join(', ')} |`
     : ''
+  // the offline scenario reads the service's CPU as one figure: no user share
+  const user = drained ? '—' : `${median(r.map((x) => x.userCpuUs))} µs`
+  const drain = drained
+    ? ` ${median(r.map((x) => x.drainMs ?? NaN))} ms | ${r.map((x) => x.drainMs).join(', ')} |`
+    : ''
   console.log(
-    `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${median(r.map((x) => x.userCpuUs))} µs | ${median(r.map((x) => x.perSec))} |${lat} ${r.map((x) => x.cpuUs).join(', ')} |`,
+    `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${user} | ${median(r.map((x) => x.perSec))} |${lat}${drain} ${r.map((x) => x.cpuUs).join(', ')} |`,
   )
 }
