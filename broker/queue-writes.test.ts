@@ -102,6 +102,7 @@ describe('coalesceWrites', () => {
 
     const plain = await drained(packets, false)
     expect(plain.writes.length).toBe(20)
+    const closeListeners = plain.conn.listenerCount('close')
 
     const pair = await drained(packets)
     expect(pair.writes.length).toBeLessThanOrEqual(2)
@@ -109,6 +110,7 @@ describe('coalesceWrites', () => {
     // the socket is left as it was: not corked, its own uncork again
     expect(pair.conn.writableCorked).toBe(0)
     expect(Object.prototype.hasOwnProperty.call(pair.conn, 'uncork')).toBe(false)
+    expect(pair.conn.listenerCount('close')).toBe(closeListeners)
   })
 
   it('flushes a long queue every few kilobytes', async () => {

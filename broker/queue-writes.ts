@@ -8,6 +8,7 @@ interface Conn {
   cork: (this: Conn) => void
   uncork: (this: Conn) => void
   once(event: 'close', listener: () => void): unknown
+  removeListener(event: 'close', listener: () => void): unknown
   readonly writableCorked: number
   readonly writableLength: number
   readonly writableNeedDrain: boolean
@@ -70,6 +71,8 @@ export function coalesceWrites(socket: unknown): (() => void) | undefined {
   const finish = () => {
     if (done) return
     done = true
+    // nothing of the coalescing stays with a connection that outlives it
+    conn.removeListener('close', finish)
     if (own) conn.uncork = uncork
     else delete (conn as { uncork?: unknown }).uncork
     uncork.call(conn)
