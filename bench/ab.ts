@@ -3,12 +3,12 @@ import { parseArgs } from 'node:util'
 import { WorkerPool } from './load/pool.js'
 import { ensureWrk, wrkPushRate } from './load/wrk.js'
 import { broadcast, hold, median, offline, unicast } from './scenarios.js'
-import { startPlainAedes } from './targets/baselines.js'
+import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
 import { cpuTimesMs, type Target } from './targets/target.js'
 
 /**
- * `npm run bench:ab`: this build against another one (or plain Aedes), both running at once,
+ * `npm run bench:ab`: this build against another one (or plain Aedes, or Mosquitto), both running at once,
  * with the measured rounds alternating between them (A B, B A, A B …). On a shared machine a
  * run-to-run comparison moves by 10–50 %; rounds that alternate within one minute see the same
  * machine. Scenarios: `broadcast` (to all, CPU per delivery), `closed-loop` (wrk, CPU per
@@ -30,8 +30,9 @@ const { values: a } = parseArgs({
   },
 })
 if (a.help || !a.baseline) {
-  console.log(`npm run bench:ab -- --baseline DIR|aedes [options]
-  --baseline DIR         another checkout, built (DIR/dist/api/main.js); or "aedes" (not closed-loop)
+  console.log(`npm run bench:ab -- --baseline DIR|aedes|mosquitto [options]
+  --baseline DIR         another checkout, built (DIR/dist/api/main.js); or "aedes" or
+                         "mosquitto" (not closed-loop; Mosquitto is installed from Debian if missing)
   --scenario broadcast|closed-loop|fixed-rate|drain                             [broadcast]
   --rounds N             measured rounds of each build                         [10]
   --devices N            devices held online by each                           [10000]
@@ -57,7 +58,8 @@ if (devicesPer > 18_000)
 if (!['broadcast', 'closed-loop', 'fixed-rate', 'drain'].includes(a.scenario)) {
   throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
 }
-if (a.scenario === 'closed-loop' && (a.baseline === 'aedes' || !ensureWrk())) {
+const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
+if (a.scenario === 'closed-loop' && (bare || !ensureWrk())) {
   throw new Error('closed-loop needs two mqpush builds and wrk')
 }
 
@@ -74,11 +76,14 @@ interface Round {
 const sides = ['baseline', 'this build'] as const
 type Side = (typeof sides)[number]
 
+if (a.baseline === 'mosquitto' && !ensureMosquitto()) process.exit(1)
 const targets: Record<Side, Target> = {
   baseline:
     a.baseline === 'aedes'
       ? await startPlainAedes()
-      : await startMqpush({}, resolve(a.baseline, 'dist/api/main.js')),
+      : a.baseline === 'mosquitto'
+        ? await startMosquitto()
+        : await startMqpush({}, resolve(a.baseline, 'dist/api/main.js')),
   'this build': await startMqpush(),
 }
 const pools: Record<Side, WorkerPool> = {

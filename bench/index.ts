@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
@@ -6,7 +5,7 @@ import { parseArgs } from 'node:util'
 import { WorkerPool } from './load/pool.js'
 import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
-import { startMosquitto, startPlainAedes } from './targets/baselines.js'
+import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
 import type { Target } from './targets/target.js'
 
@@ -72,25 +71,6 @@ const opts = {
 }
 if (opts.devices > 18_000) {
   throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold here')
-}
-
-function ensureMosquitto(): boolean {
-  try {
-    execFileSync('mosquitto', ['-h'], { stdio: 'ignore' })
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return true // -h exits non-zero
-    console.error('installing Debian package mosquitto for the baseline…')
-    try {
-      execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'mosquitto'], {
-        stdio: 'inherit',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      })
-    } catch {
-      console.error('SKIPPED mosquitto baseline: the package could not be installed')
-      return false
-    }
-  }
-  return true
 }
 
 const report: BenchReport = {

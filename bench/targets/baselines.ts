@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -88,4 +88,24 @@ export async function startMosquitto(): Promise<Target> {
   )
   const child = spawn('mosquitto', ['-c', conf], { stdio: 'inherit' })
   return bareBroker('mosquitto', child, port, () => rmSync(dir, { recursive: true, force: true }))
+}
+
+/** Mosquitto is there, or installed from Debian now; false (and said why) when it cannot be. */
+export function ensureMosquitto(): boolean {
+  try {
+    execFileSync('mosquitto', ['-h'], { stdio: 'ignore' })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return true // -h exits non-zero
+    console.error('installing Debian package mosquitto for the baseline…')
+    try {
+      execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'mosquitto'], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      })
+    } catch {
+      console.error('SKIPPED mosquitto baseline: the package could not be installed')
+      return false
+    }
+  }
+  return true
 }
