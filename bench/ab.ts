@@ -53,8 +53,8 @@ const seconds = int('seconds', a.seconds)
 const rate = int('rate', a.rate)
 const offlineDevices = int('offline-devices', a['offline-devices'])
 const offlineMessages = int('offline-messages', a['offline-messages'])
-if (devicesPer > 18_000)
-  throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold')
+if (devicesPer > 18_000 || offlineDevices > 18_000)
+  throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
 if (!['broadcast', 'closed-loop', 'fixed-rate', 'drain'].includes(a.scenario)) {
   throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
 }

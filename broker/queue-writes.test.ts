@@ -1,8 +1,9 @@
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import { Readable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
-import { coalesceWrites, QUEUE_FLUSH_BYTES } from './queue-writes.js'
+import { coalesceQueueWrites, coalesceWrites, QUEUE_FLUSH_BYTES } from './queue-writes.js'
 
 /** A real TCP pair; the server side stands for a device's connection, its writes counted. */
 async function socketPair() {
@@ -154,5 +155,58 @@ describe('coalesceWrites', () => {
     pair.conn.destroy()
     await once(pair.conn, 'close')
     expect(Object.prototype.hasOwnProperty.call(pair.conn, 'uncork')).toBe(false)
+  })
+})
+
+describe('coalesceQueueWrites', () => {
+  /** A broker (its events) and a persistence whose queue streams are empty. */
+  const setup = () => {
+    const broker = new EventEmitter()
+    const persistence = { outgoingStream: (_client: unknown) => Readable.from([]) }
+    coalesceQueueWrites(broker, persistence)
+    return { broker, persistence }
+  }
+  const coalescing = (conn: Socket) => Object.prototype.hasOwnProperty.call(conn, 'uncork')
+
+  it('coalesces a queue opened while the client connects, until the connect is complete', async () => {
+    const { broker, persistence } = setup()
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const client = { id: 'd', conn: pair.conn, connecting: true }
+    persistence.outgoingStream(client)
+    expect(coalescing(pair.conn)).toBe(true)
+    // the stream's end is not the end: aedes may still be writing what it read ahead
+    broker.emit('clientReady', { id: 'another', conn: pair.conn })
+    expect(coalescing(pair.conn)).toBe(true)
+    broker.emit('clientReady', client)
+    expect(coalescing(pair.conn)).toBe(false)
+    expect(pair.conn.writableCorked).toBe(0)
+  })
+
+  it('leaves a queue opened outside a connect alone, and corks a connect only once', async () => {
+    const { broker, persistence } = setup()
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    persistence.outgoingStream({ id: 'd', conn: pair.conn, connecting: false })
+    expect(coalescing(pair.conn)).toBe(false)
+    const client = { id: 'd', conn: pair.conn, connecting: true }
+    persistence.outgoingStream(client)
+    persistence.outgoingStream(client)
+    expect(pair.conn.writableCorked).toBe(1)
+    broker.emit('clientReady', client)
+    expect(pair.conn.writableCorked).toBe(0)
+  })
+
+  it('flushes a socket whose buffer fills below the flush size, so that its drain comes', async () => {
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const small = pair.conn as unknown as { _writableState: { highWaterMark: number } }
+    small._writableState.highWaterMark = 1024
+    const finish = coalesceWrites(pair.conn)
+    const packets = Array.from({ length: 4 }, (_, i) => publish(i, 2000))
+    // drain() fails if a write that returned false gets no 'drain'
+    await drain(packets, pair.conn)
+    finish?.()
+    expect(await arrived(pair, bytesOf(packets).length)).toEqual(bytesOf(packets))
   })
 })

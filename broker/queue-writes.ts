@@ -38,7 +38,8 @@ export function coalesceQueueWrites(
   const open = persistence.outgoingStream.bind(persistence)
   persistence.outgoingStream = (client: { id: string; conn?: unknown; connecting?: boolean }) => {
     const stream = open(client)
-    if (client.connecting !== true) return stream
+    // coalesced once per connect: a second cork would never be undone
+    if (client.connecting !== true || gathering.has(client)) return stream
     const finish = coalesceWrites(client.conn)
     if (finish) gathering.set(client, finish)
     return stream
@@ -81,7 +82,13 @@ export function coalesceWrites(socket: unknown): (() => void) | undefined {
   // mqtt-packet corks around every packet and uncorks on the next tick: the moment to look
   conn.uncork = function coalescingUncork(this: Conn) {
     uncork.call(this)
-    if (this.writableCorked !== 1 || this.writableLength < QUEUE_FLUSH_BYTES) return
+    // a write that filled the buffer (a socket whose high-water mark is below the flush size)
+    // flushes too: aedes waits for its 'drain'
+    if (
+      this.writableCorked !== 1 ||
+      (this.writableLength < QUEUE_FLUSH_BYTES && !this.writableNeedDrain)
+    )
+      return
     uncork.call(this)
     // taken by the kernel at once: gather again; otherwise stay uncorked until the end
     if (this.writableLength === 0 && !this.writableNeedDrain) this.cork()
