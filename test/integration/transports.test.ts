@@ -81,6 +81,30 @@ describe('MQTT over TLS', () => {
     expect((await d.waitFor(1))[0]!.json.id).toBe(res.body.messageId)
     await d.end()
   })
+
+  it('drains a stored queue of more than a socket buffer over TLS, whole', async () => {
+    // a TLS socket completes its writes later: the queue's coalescing ends at its first flush
+    const reg = await s.register()
+    const payload = 'q'.repeat(1000)
+    const ids: string[] = []
+    for (let i = 0; i < 200; i += 50) {
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload }),
+        ),
+      )
+      for (const a of answers) ids.push(a.body.messageId)
+    }
+    const d = await connectDevice(`mqtts://127.0.0.1:${s.mqttTlsPort}`, reg, {
+      ca: readFileSync(join(dir, 'cert.pem')),
+    })
+    try {
+      const got = await d.waitFor(200, 15_000)
+      expect(new Set(got.map((r) => r.json.id))).toEqual(new Set(ids))
+    } finally {
+      await d.end()
+    }
+  }, 30_000)
 })
 
 describe('HTTP keep-alive', () => {
