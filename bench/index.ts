@@ -7,7 +7,8 @@ import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
-import type { Target } from './targets/target.js'
+import { cpuMs, type Target } from './targets/target.js'
+import type { DeviceCreds } from './load/protocol.js'
 
 /**
  * `npm run bench`: drives mqpush (full pipeline, embedded store) and, as baselines measured in
@@ -85,18 +86,62 @@ const report: BenchReport = {
   results: {},
 }
 
-const pool = await WorkerPool.start(opts.workers)
-let current: Target | undefined
-// stopped by a signal (Ctrl-C, timeout): take the service and the load workers down too
+/** A target under test, with its own load workers and devices. */
+interface Running {
+  name: string
+  target: Target
+  pool: WorkerPool
+  isMqpush: boolean
+  wants: (scenario: string) => boolean
+  r: Record<string, unknown>
+  devices: DeviceCreds[]
+}
+const running: Running[] = []
+let stopping: Promise<unknown> | undefined
+const stopAll = () =>
+  (stopping ??= Promise.all(
+    running.map(async (t) => {
+      if (t.pool) {
+        await t.pool.disconnect().catch(() => {})
+        t.pool.close()
+      }
+      await t.target.stop().catch(() => {})
+    }),
+  ))
+// stopped by a signal (Ctrl-C, timeout): take the services and the load workers down too
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    console.error(`\n${signal}: stopping the target and the load workers`)
-    const stopped = current?.stop().catch(() => {}) ?? Promise.resolve()
-    void stopped.finally(() => {
-      pool.close()
-      process.exit(130)
-    })
+    console.error(`\n${signal}: stopping the targets and the load workers`)
+    void stopAll().finally(() => process.exit(130))
   })
+}
+/*
+ * All targets run side by side, each with its own load workers, and every scenario measures
+ * them one after the other before the next scenario begins: a ratio then compares figures taken
+ * within a minute of each other, not several minutes apart (on a shared machine, a different
+ * machine). Idle, a target holding its devices costs ~1 % of a core; before each measurement
+ * the others are given time to finish what they still do after theirs (write-behind commits,
+ * checkpoints, collections), and the order of the targets alternates from one scenario to the
+ * next, so that no target always comes first or last.
+ */
+const settle = async (measured: Running): Promise<void> => {
+  const others = running.filter((o) => o !== measured)
+  const until = Date.now() + 10_000
+  while (Date.now() < until) {
+    const before = others.map((o) => cpuMs(o.target.pid))
+    await new Promise((r) => setTimeout(r, 500))
+    // /proc counts 10 ms ticks: at most two in 500 ms (≤ 4 % of a core) is idle
+    if (others.every((o, i) => cpuMs(o.target.pid) - (before[i] as number) <= 20)) return
+  }
+}
+let turn = 0
+/** The targets that run a scenario, in this scenario's order, each after the others settle. */
+async function* inTurn(list: Running[]): AsyncGenerator<Running> {
+  const ordered = turn++ % 2 === 0 ? list : [...list].reverse()
+  for (const t of ordered) {
+    await settle(t)
+    yield t
+  }
 }
 try {
   for (const name of opts.targets) {
@@ -105,7 +150,6 @@ try {
     const wants = (s: string) =>
       opts.scenarios.has(s) && (isMqpush || ['hold', 'broadcast', 'unicast', 'offline'].includes(s))
     if (!['hold', 'broadcast', 'unicast', 'offline', 'restart'].some(wants)) continue
-    console.error(`\n== ${name}`)
     const target: Target =
       name === 'mqpush'
         ? await startMqpush()
@@ -116,55 +160,51 @@ try {
             : (() => {
                 throw new Error(`unknown target ${name}`)
               })()
-    current = target
     const r: Record<string, unknown> = {}
     report.results[name] = r
-    try {
-      if (wants('hold') || wants('broadcast') || wants('unicast')) {
-        console.error(`  hold: ${opts.devices} devices`)
-        const h = await scenario.hold(pool, target, opts.devices)
-        r.hold = h.result
-        if (wants('broadcast')) {
-          console.error('  broadcast: all')
-          r.broadcastAll = await scenario.broadcast(
-            pool,
-            target,
-            h.devices,
-            'all',
-            opts.broadcastRounds,
-          )
-          console.error('  broadcast: topic')
-          r.broadcastTopic = await scenario.broadcast(
-            pool,
-            target,
-            h.devices,
-            'topic',
-            opts.broadcastRounds,
-          )
-        }
-        if (wants('unicast')) {
-          const then = isMqpush ? ', then closed loop' : ''
-          console.error(`  unicast: ${opts.rate}/s for ${opts.seconds} s${then}`)
-          r.unicast = await scenario.unicast(pool, target, h.devices, opts)
-        }
-        await pool.disconnect()
-      }
-      if (wants('offline')) {
-        console.error(`  offline: ${opts.offlineDevices} devices × ${opts.offlineMessages}`)
-        r.offline = await scenario.offline(pool, target, opts.offlineDevices, opts.offlineMessages)
-      }
-      if (wants('restart') && isMqpush) {
-        console.error(`  restart: ${opts.restartMessages} messages queued, kill -9`)
-        r.restart = await scenario.restart(pool, target as never, opts.restartMessages)
-      }
-    } finally {
-      await pool.disconnect().catch(() => {})
-      current = undefined
-      await target.stop()
+    // pushed at once, so that a failure from here on stops it too
+    const t: Running = { name, target, isMqpush, wants, r, devices: [], pool: undefined as never }
+    running.push(t)
+    t.pool = await WorkerPool.start(opts.workers)
+  }
+  const holding = running.filter(
+    (t) => t.wants('hold') || t.wants('broadcast') || t.wants('unicast'),
+  )
+  for await (const t of inTurn(holding)) {
+    console.error(`  ${t.name}: hold, ${opts.devices} devices`)
+    const h = await scenario.hold(t.pool, t.target, opts.devices)
+    t.r.hold = h.result
+    t.devices = h.devices
+  }
+  const each = (s: string) => running.filter((t) => t.wants(s))
+  for (const to of ['all', 'topic'] as const) {
+    for await (const t of inTurn(each('broadcast'))) {
+      console.error(`  ${t.name}: broadcast to ${to}`)
+      const key = to === 'all' ? 'broadcastAll' : 'broadcastTopic'
+      t.r[key] = await scenario.broadcast(t.pool, t.target, t.devices, to, opts.broadcastRounds)
     }
   }
+  for await (const t of inTurn(each('unicast'))) {
+    const then = t.isMqpush ? ', then closed loop' : ''
+    console.error(`  ${t.name}: unicast, ${opts.rate}/s for ${opts.seconds} s${then}`)
+    t.r.unicast = await scenario.unicast(t.pool, t.target, t.devices, opts)
+  }
+  for (const t of holding) await t.pool.disconnect()
+  for await (const t of inTurn(each('offline'))) {
+    console.error(`  ${t.name}: offline, ${opts.offlineDevices} devices × ${opts.offlineMessages}`)
+    t.r.offline = await scenario.offline(
+      t.pool,
+      t.target,
+      opts.offlineDevices,
+      opts.offlineMessages,
+    )
+  }
+  for await (const t of inTurn(each('restart').filter((x) => x.isMqpush))) {
+    console.error(`  ${t.name}: restart, ${opts.restartMessages} messages queued, kill -9`)
+    t.r.restart = await scenario.restart(t.pool, t.target as never, opts.restartMessages)
+  }
 } finally {
-  pool.close()
+  await stopAll()
 }
 
 report.finishedAt = new Date().toISOString()
