@@ -70,6 +70,15 @@ const opts = {
   workers: int('workers', a.workers),
   out: a.out,
 }
+// every target's load workers bind the same loopback addresses (127.0.0.2, .3, …), and a
+// bound address has ~28000 ephemeral ports
+const targetsCount = opts.targets.length
+if ((opts.devices + opts.offlineDevices) * targetsCount > 25_000 * opts.workers) {
+  throw new Error(
+    `${targetsCount} targets × ${opts.devices + opts.offlineDevices} devices need more than ` +
+      `${opts.workers} load workers (one loopback address each, ~28000 ports): raise --workers`,
+  )
+}
 if (opts.devices > 18_000) {
   throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold here')
 }
@@ -101,10 +110,9 @@ let stopping: Promise<unknown> | undefined
 const stopAll = () =>
   (stopping ??= Promise.all(
     running.map(async (t) => {
-      if (t.pool) {
-        await t.pool.disconnect().catch(() => {})
-        t.pool.close()
-      }
+      // the load workers are killed, not asked to disconnect: a worker that died already would
+      // make the ask throw before the services are stopped
+      t.pool?.close()
       await t.target.stop().catch(() => {})
     }),
   ))
@@ -133,6 +141,9 @@ const settle = async (measured: Running): Promise<void> => {
     // /proc counts 10 ms ticks: at most two in 500 ms (≤ 4 % of a core) is idle
     if (others.every((o, i) => cpuMs(o.target.pid) - (before[i] as number) <= 20)) return
   }
+  console.error(
+    `  (the other targets were still busy after 10 s: ${measured.name} measured anyway)`,
+  )
 }
 let turn = 0
 /** The targets that run a scenario, in this scenario's order, each after the others settle. */
