@@ -39,31 +39,21 @@ export class EmbeddedTopicStore implements TopicStore {
   }
 
   addTopics(appId: AppId, regId: RegId, topics: readonly string[], at: number): Promise<void> {
-    let counted = false
-    return this.#changing(
-      topics.map((t) => keyOf(appId, t)),
-      () => {
-        for (const t of topics) {
-          const added = this.#s.add.run(appId, t, regId, at).changes
-          if (!counted) this.#count(keyOf(appId, t), added)
-        }
-        counted = true
-      },
-    )
+    const keys = topics.map((t) => keyOf(appId, t))
+    return this.#changing(keys, (count) => {
+      topics.forEach((t, i) =>
+        count(keys[i] as string, this.#s.add.run(appId, t, regId, at).changes),
+      )
+    })
   }
 
   removeTopics(appId: AppId, regId: RegId, topics: readonly string[]): Promise<void> {
-    let counted = false
-    return this.#changing(
-      topics.map((t) => keyOf(appId, t)),
-      () => {
-        for (const t of topics) {
-          const removed = this.#s.remove.run(appId, t, regId).changes
-          if (!counted) this.#count(keyOf(appId, t), -removed)
-        }
-        counted = true
-      },
-    )
+    const keys = topics.map((t) => keyOf(appId, t))
+    return this.#changing(keys, (count) => {
+      topics.forEach((t, i) =>
+        count(keys[i] as string, -this.#s.remove.run(appId, t, regId).changes),
+      )
+    })
   }
 
   async topicsOf(regId: RegId): Promise<string[]> {
@@ -84,34 +74,38 @@ export class EmbeddedTopicStore implements TopicStore {
   }
 
   removeAllOf(regId: RegId): Promise<void> {
-    let counted = false
-    const touched: string[] = []
-    return this.#changing(touched, () => {
-      for (const row of this.#s.removeAll.all(regId)) {
-        const key = keyOf(row.app_id as AppId, row.topic)
-        if (!counted) {
-          this.#count(key, -1)
-          touched.push(key)
-        }
-      }
-      counted = true
+    return this.#changing([], (count) => {
+      for (const row of this.#s.removeAll.all(regId))
+        count(keyOf(row.app_id as AppId, row.topic), -1)
     })
   }
 
-  /** Commits `op`; the counts of `keys` are forgotten if the commit fails. */
-  async #changing(keys: readonly string[], op: () => void): Promise<void> {
+  /**
+   * Commits `op`, which reports each change of a count. The changes are applied to the kept
+   * counts the first time the op runs (the writer may run it again after a rollback); if the
+   * commit fails, the counts of `keys` and those the op changed are forgotten.
+   */
+  async #changing(
+    keys: readonly string[],
+    op: (count: (key: string, delta: number) => void) => void,
+  ): Promise<void> {
+    let first = true
+    const changed = [...keys]
+    const count = (key: string, delta: number) => {
+      if (!first || delta === 0) return
+      changed.push(key)
+      const n = this.#counts.get(key)
+      if (n !== undefined) this.#counts.set(key, n + delta)
+    }
     try {
-      await this.#w.commit(op)
+      await this.#w.commit(() => {
+        op(count)
+        first = false
+      })
     } catch (err) {
-      for (const key of keys) this.#counts.delete(key)
+      for (const key of changed) this.#counts.delete(key)
       throw err
     }
-  }
-
-  #count(key: string, delta: number): void {
-    if (delta === 0) return
-    const n = this.#counts.get(key)
-    if (n !== undefined) this.#counts.set(key, n + delta)
   }
 }
 
