@@ -52,4 +52,18 @@ describe('EmbeddedTopicStore member counts', () => {
     s.db.prepare('DELETE FROM topic_members WHERE reg_id = ?').run(regId(1))
     expect(await s.topics.countTopicMembers(APP, 'news')).toBe(0)
   })
+
+  it('counts a change once when the writer runs it again after another op broke a constraint', async () => {
+    s = store()
+    await s.topics.addTopics(APP, regId(1), ['news'], 1)
+    expect(await s.topics.countTopicMembers(APP, 'news')).toBe(1)
+    s.db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON topic_members
+      WHEN NEW.reg_id = '${regId(2)}' BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+    // one batch: the second op rolls it back, and the writer runs the first one again
+    const added = s.topics.addTopics(APP, regId(3), ['news'], 2)
+    const refused = s.topics.addTopics(APP, regId(2), ['sports'], 2)
+    await expect(refused).rejects.toThrow('refused')
+    await added
+    expect(await s.topics.countTopicMembers(APP, 'news')).toBe(2)
+  })
 })
