@@ -41,24 +41,25 @@ describe('EmbeddedTopicStore member counts', () => {
     expect(counted.n).toBe(2)
   })
 
-  it('counts again after a change that failed', async () => {
+  /** A store with `news` counted at one member, whose writes for regId(2) fail (a trigger). */
+  const countedOneThenRefuseTwo = async () => {
     s = store()
     await s.topics.addTopics(APP, regId(1), ['news'], 1)
     expect(await s.topics.countTopicMembers(APP, 'news')).toBe(1)
-    // a failing write: the member is not added, and the kept count is not trusted any more
     s.db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON topic_members
       WHEN NEW.reg_id = '${regId(2)}' BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+  }
+
+  it('counts again after a change that failed', async () => {
+    await countedOneThenRefuseTwo()
+    // a failing write: the member is not added, and the kept count is not trusted any more
     await expect(s.topics.addTopics(APP, regId(2), ['news'], 2)).rejects.toThrow('refused')
     s.db.prepare('DELETE FROM topic_members WHERE reg_id = ?').run(regId(1))
     expect(await s.topics.countTopicMembers(APP, 'news')).toBe(0)
   })
 
   it('counts a change once when the writer runs it again after another op broke a constraint', async () => {
-    s = store()
-    await s.topics.addTopics(APP, regId(1), ['news'], 1)
-    expect(await s.topics.countTopicMembers(APP, 'news')).toBe(1)
-    s.db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON topic_members
-      WHEN NEW.reg_id = '${regId(2)}' BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+    await countedOneThenRefuseTwo()
     // one batch: the second op rolls it back, and the writer runs the first one again
     const added = s.topics.addTopics(APP, regId(3), ['news'], 2)
     const refused = s.topics.addTopics(APP, regId(2), ['sports'], 2)
