@@ -95,9 +95,14 @@ const count = (db: Db, table: string) =>
 function dbMatchesMemory(db: Db, p: EmbeddedBrokerPersistence, ctx: string) {
   const scalar = (sql: string) => (db.prepare(sql).get() as { n: number }).n
   expect(
-    scalar(`SELECT count(*) AS n FROM broker_outgoing o WHERE o.cmd IS NULL
+    scalar(`SELECT count(*) AS n FROM broker_outgoing o WHERE o.cmd IS NULL AND o.meta IS NULL
       AND NOT EXISTS (SELECT 1 FROM broker_packets k WHERE k.id = o.packet_id)`),
     `rows without their packet: ${ctx}`,
+  ).toBe(0)
+  expect(
+    scalar(`SELECT count(*) AS n FROM broker_outgoing o WHERE o.meta IS NOT NULL
+      AND (o.cmd IS NOT NULL OR EXISTS (SELECT 1 FROM broker_packets k WHERE k.id = o.packet_id))`),
+    `rows holding a packet they do not queue, or one stored twice: ${ctx}`,
   ).toBe(0)
   expect(
     scalar(`SELECT count(*) AS n FROM broker_packets k

@@ -125,7 +125,8 @@ describe('EmbeddedBrokerPersistence durability', () => {
       packet(1),
     )
     await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(2, 'second'))
-    expect(count(a.db, 'broker_packets')).toBe(2)
+    // the shared packet has a row of its own; the one queued for c1 alone is in c1's queue row
+    expect(count(a.db, 'broker_packets')).toBe(1)
     expect(count(a.db, 'broker_outgoing')).toBe(4)
     // c1 got the first in flight, c2 acknowledged it, c3 moved on to pubrel
     await a.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 11 })
@@ -150,7 +151,7 @@ describe('EmbeddedBrokerPersistence durability', () => {
     await b.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 21 })
     await b.p.outgoingClearMessageId({ id: 'c1' }, { messageId: 21 })
     await b.settle()
-    expect(count(b.db, 'broker_packets')).toBe(1)
+    expect(count(b.db, 'broker_packets')).toBe(0) // 'second' is in its queue row
     expect(b.p.queuedCount()).toBe(2)
     b.crash()
   })
@@ -730,5 +731,119 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     const restored = await list(b.p.outgoingStream({ id: 'c1' }))
     expect(restored.map((x) => x.brokerCounter)).toEqual([1, 2])
     b.crash()
+  })
+})
+
+describe('EmbeddedBrokerPersistence packets queued for one client (stored in the queue row)', () => {
+  const changes = (db: Db) => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n
+  const rows = (db: Db) =>
+    db
+      .prepare('SELECT client_id, packet_id, cmd, meta IS NOT NULL AS inline FROM broker_outgoing')
+      .all() as Array<{ client_id: string; packet_id: number; cmd: string | null; inline: number }>
+  const expiring = (counter: number) => ({
+    ...packet(
+      counter,
+      Buffer.from(
+        encodeEnvelope({
+          id: `m${String(counter).padStart(19, '0')}` as MessageId,
+          expiresAt: 1_800_000_000_000,
+          kind: 'passThrough',
+          sentAt: 1_700_000_000_000,
+          target: { type: 'all' },
+          payload: 'p',
+        }),
+      ),
+    ),
+  })
+
+  it('writes one row per queued packet and deletes one per acknowledgement, durable or recoverable', async () => {
+    const a = await open()
+    let before = changes(a.db)
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1, 'durable'))
+    expect(changes(a.db) - before).toBe(1)
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }], packet(2, 'recoverable'))
+    before = changes(a.db)
+    a.writer.flush()
+    expect(changes(a.db) - before).toBe(1)
+    expect(count(a.db, 'broker_packets')).toBe(0)
+    expect(rows(a.db).map((r) => [r.client_id, r.inline])).toEqual([
+      ['c1', 1],
+      ['c1', 1],
+    ])
+    a.crash()
+
+    const b = await open(a.dataDir)
+    const c1 = await list(b.p.outgoingStream({ id: 'c1' }))
+    expect(c1.map((x) => [x.payload.toString(), x.brokerCounter])).toEqual([
+      ['durable', 1],
+      ['recoverable', 2],
+    ])
+    expect([...b.p.queuedPayloads()].map(String)).toEqual(['durable', 'recoverable'])
+    before = changes(b.db)
+    await b.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 1 })
+    await b.p.outgoingClearMessageId({ id: 'c1' }, { messageId: 1 })
+    b.writer.flush()
+    expect(changes(b.db) - before).toBe(1) // the row, and the packet with it
+    expect(count(b.db, 'broker_outgoing')).toBe(1)
+    b.crash()
+  })
+
+  it('keeps the expiry of a packet in its queue row: restored, it is swept', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], expiring(1))
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(2, 'stays'))
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await b.p.sweepExpired(1_800_000_000_001)).toBe(1)
+    await b.settle()
+    b.crash()
+    const c = await open(a.dataDir)
+    const c1 = await list(c.p.outgoingStream({ id: 'c1' }))
+    expect(c1.map((x) => x.payload.toString())).toEqual(['stays'])
+    expect(count(c.db, 'broker_outgoing')).toBe(1)
+    c.crash()
+  })
+
+  it('gives the row its new packet when the entry is released (QoS 2) or taken over by another brokerâ€™s', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1, 'first'))
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c2' }], packet(2, 'second'))
+    await a.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 5 })
+    await a.p.outgoingUpdate({ id: 'c1' }, { cmd: 'pubrel', messageId: 5 })
+    await a.p.outgoingUpdate({ id: 'c2' }, { ...packet(2), messageId: 6 })
+    await a.p.outgoingUpdate(
+      { id: 'c2' },
+      { ...packet(9, 'other'), brokerId: 'broker-2', messageId: 6 },
+    )
+    await a.settle()
+    // c1's row is a release, c2's refers to the other broker's packet, stored on its own
+    expect(rows(a.db).map((r) => [r.client_id, r.cmd, r.inline])).toEqual([
+      ['c1', 'pubrel', 0],
+      ['c2', null, 0],
+    ])
+    expect(count(a.db, 'broker_packets')).toBe(1)
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await list(b.p.outgoingStream({ id: 'c1' }))).toEqual([{ cmd: 'pubrel', messageId: 5 }])
+    const c2 = await list(b.p.outgoingStream({ id: 'c2' }))
+    expect(c2.map((x) => x.payload.toString())).toEqual(['other'])
+    b.crash()
+  })
+
+  it('numbers packets after those in queue rows when it starts again', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1, 'alone'))
+    a.crash()
+    const b = await open(a.dataDir)
+    // a packet shared by two clients gets a row of its own, with an id of its own
+    await b.p.outgoingEnqueueCombi([{ clientId: 'c2' }, { clientId: 'c3' }], packet(2, 'shared'))
+    b.crash()
+    const c = await open(a.dataDir)
+    const payloads = async (id: string) =>
+      (await list(c.p.outgoingStream({ id }))).map((x) => x.payload.toString())
+    expect(await payloads('c1')).toEqual(['alone'])
+    expect(await payloads('c2')).toEqual(['shared'])
+    expect(await payloads('c3')).toEqual(['shared'])
+    c.crash()
   })
 })

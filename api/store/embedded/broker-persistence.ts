@@ -20,7 +20,8 @@ import { type SqliteWriter, WRITE_BEHIND_MAX_OPS } from './writer.js'
  *
  * A packet published to many subscribers is stored once and referenced by each queue entry.
  * Queued for many clients at once (a broadcast), its entries are one fan-out row rather than a
- * row each, and the entries that left the queue are bits (see Fanout).
+ * row each, and the entries that left the queue are bits (see Fanout). Queued for one client
+ * alone (a push by regId), it is stored in that entry's queue row (see StoredPacket.inline).
  */
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- aedes hands us loosely shaped packets */
@@ -50,6 +51,12 @@ interface StoredPacket {
   refs: number
   /** Its row waits in the writer's deferred lane (enqueueRecoverable); unwritten if released. */
   deferred: boolean
+  /**
+   * Queued for one client alone: durably it is part of its entry's broker_outgoing row (meta,
+   * payload, expires_at), with no broker_packets row; the entry's row goes, and the packet with
+   * it. An entry whose packet is replaced (outgoingUpdate) gets a plain row.
+   */
+  inline: boolean
 }
 
 /**
@@ -288,10 +295,19 @@ export class EmbeddedBrokerPersistence {
       insertOut: db.prepare(
         'INSERT INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
       ),
-      updateOut: db.prepare('UPDATE broker_outgoing SET message_id = ?, cmd = ? WHERE seq = ?'),
+      insertOutInline: db.prepare(
+        `INSERT INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd, meta, payload, expires_at)
+         VALUES (?, ?, ?, NULL, NULL, ?, ?, ?)`,
+      ),
+      // the two updates drop an inline packet: the entry has another packet (or none) now
+      updateOut: db.prepare(
+        `UPDATE broker_outgoing SET message_id = ?, cmd = ?, meta = NULL, payload = NULL,
+         expires_at = NULL WHERE seq = ?`,
+      ),
       // a publish again (another broker's packet took the identifier of a released one)
       updateOutPacket: db.prepare(
-        'UPDATE broker_outgoing SET packet_id = ?, message_id = NULL, cmd = NULL WHERE seq = ?',
+        `UPDATE broker_outgoing SET packet_id = ?, message_id = NULL, cmd = NULL, meta = NULL,
+         payload = NULL, expires_at = NULL WHERE seq = ?`,
       ),
       deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE seq = ?'),
       // the deferred lane's writes replace what holds their key: ids and sequences are this
@@ -301,7 +317,8 @@ export class EmbeddedBrokerPersistence {
         'INSERT OR REPLACE INTO broker_packets (id, meta, payload, expires_at) VALUES (?, ?, ?, ?)',
       ),
       putOut: db.prepare(
-        'INSERT OR REPLACE INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
+        `INSERT OR REPLACE INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd, meta, payload, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertFanout: db.prepare(
         'INSERT INTO broker_fanouts (packet_id, first_seq, clients) VALUES (?, ?, ?)',
@@ -395,6 +412,7 @@ export class EmbeddedBrokerPersistence {
         expiresAt: r.expires_at ?? undefined,
         refs: 0,
         deferred: false,
+        inline: false,
       })
       if (r.id >= this.#nextPacketId) this.#nextPacketId = r.id + 1
     }
@@ -448,11 +466,30 @@ export class EmbeddedBrokerPersistence {
           packet_id: number
           message_id: number | null
           cmd: string | null
+          meta: string | null
+          payload: Buffer | null
+          expires_at: number | null
         }
-      >('SELECT client_id, seq, packet_id, message_id, cmd FROM broker_outgoing ORDER BY seq')
+      >(
+        `SELECT client_id, seq, packet_id, message_id, cmd, meta, payload, expires_at
+         FROM broker_outgoing ORDER BY seq`,
+      )
       .iterate()) {
       const cmd = r.cmd === 'pubrel' ? 'pubrel' : 'publish'
-      const stored = cmd === 'publish' ? this.#packets.get(r.packet_id) : undefined
+      let stored: StoredPacket | undefined
+      if (cmd === 'publish' && r.meta !== null) {
+        // its packet is in the row (queued for this client alone)
+        stored = {
+          id: r.packet_id,
+          packet: joinPacket(r.meta, r.payload),
+          expiresAt: r.expires_at ?? undefined,
+          refs: 0,
+          deferred: false,
+          inline: true,
+        }
+        this.#packets.set(r.packet_id, stored)
+        if (r.packet_id >= this.#nextPacketId) this.#nextPacketId = r.packet_id + 1
+      } else if (cmd === 'publish') stored = this.#packets.get(r.packet_id)
       if (cmd === 'publish' && !stored) {
         // a row whose packet is gone (a crash between two write-behind deletes): drop it
         stale.push(r.seq)
@@ -652,6 +689,7 @@ export class EmbeddedBrokerPersistence {
       expiresAt: expiryOf(copy),
       refs: 0,
       deferred: false,
+      inline: false,
     }
     this.#packets.set(stored.id, stored)
     return stored
@@ -662,8 +700,9 @@ export class EmbeddedBrokerPersistence {
     stored.refs--
     if (stored.refs === 0) {
       this.#packets.delete(stored.id)
-      // a row still waiting in the deferred lane is not written (see #writeDeferred)
-      if (stored.deferred) return
+      // a row still waiting in the deferred lane is not written (see #writeDeferred); an inline
+      // packet has no row of its own (its entry's row goes, or no longer holds it)
+      if (stored.deferred || stored.inline) return
       const hadFanout = this.#fanouts.delete(stored.id)
       this.#w.later(() => {
         this.#s.deletePacket.run(stored.id)
@@ -748,6 +787,8 @@ export class EmbeddedBrokerPersistence {
   async #enqueueDurably(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
     if (subs.length === 0) return
     const stored = this.#storePacket(packet)
+    const inline = subs.length === 1
+    stored.inline = inline
     const fanout =
       subs.length >= FANOUT_MIN_CLIENTS ? new Fanout(stored, this.#nextSeq, subs.length) : undefined
     if (fanout) this.#fanouts.set(stored.id, fanout)
@@ -775,6 +816,19 @@ export class EmbeddedBrokerPersistence {
     // that left were not in the transaction of their marks)
     this.#deferredRows = undefined
     await this.#w.commit(() => {
+      if (inline) {
+        const { clientId } = subs[0] as { clientId: string }
+        const { seq } = entries[0] as QueueEntry
+        this.#s.insertOutInline.run(
+          seq,
+          clientId,
+          stored.id,
+          meta,
+          payload,
+          stored.expiresAt ?? null,
+        )
+        return
+      }
       this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
       if (fanout) {
         this.#s.insertFanout.run(stored.id, fanout.firstSeq, clients)
@@ -808,6 +862,7 @@ export class EmbeddedBrokerPersistence {
     if (subs.length === 0) return
     const stored = this.#storePacket(packet)
     stored.deferred = true
+    stored.inline = subs.length === 1
     const rows = this.#deferredRowsBatch()
     rows.packets.push(stored)
     for (const sub of subs) {
@@ -874,8 +929,8 @@ export class EmbeddedBrokerPersistence {
   #writeDeferred(rows: DeferredRows): void {
     rows.written.clear() // run again after a rollback: writes it all again
     const put = (p: StoredPacket) => {
-      // released meanwhile, or written already
-      if (!p.deferred || rows.written.has(p) || this.#packets.get(p.id) !== p) return
+      // released meanwhile, or written already, or written with its entry (inline)
+      if (!p.deferred || p.inline || rows.written.has(p) || this.#packets.get(p.id) !== p) return
       rows.written.add(p)
       const [meta, payload] = splitPacket(p.packet)
       this.#s.putPacket.run(p.id, meta, payload, p.expiresAt ?? null)
@@ -889,12 +944,18 @@ export class EmbeddedBrokerPersistence {
       if (e.stored) put(e.stored)
       // as the entry stands now (a QoS 2 release or another broker's packet may have replaced it)
       const pubrel = e.cmd === 'pubrel'
+      const inline = e.stored?.inline === true ? e.stored : undefined
+      const [meta, payload] = inline ? splitPacket(inline.packet) : [null, null]
+      if (inline) rows.written.add(inline)
       this.#s.putOut.run(
         e.seq,
         clients[i],
         e.stored?.id ?? 0,
         pubrel ? (e.messageId ?? null) : null,
         pubrel ? 'pubrel' : null,
+        meta,
+        payload,
+        inline?.expiresAt ?? null,
       )
     }
   }

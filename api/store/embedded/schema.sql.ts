@@ -183,4 +183,12 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (packet_id, chunk)
   ) STRICT, WITHOUT ROWID;
   `,
+  // 7: a packet queued for one client alone (a push by regId, the commonest) is stored in its
+  // queue row — meta, payload and expiry as in broker_packets, which then has no row for it —:
+  // one B-tree row written per queued message and one deleted per delivery instead of two each
+  `
+  ALTER TABLE broker_outgoing ADD COLUMN meta TEXT;
+  ALTER TABLE broker_outgoing ADD COLUMN payload BLOB;
+  ALTER TABLE broker_outgoing ADD COLUMN expires_at INTEGER;
+  `,
 ]
