@@ -21,11 +21,12 @@ const { values: a } = parseArgs({
     baseline: { type: 'string' },
     scenario: { type: 'string', default: 'broadcast' },
     rounds: { type: 'string', default: '10' },
-    devices: { type: 'string', default: '10000' },
-    seconds: { type: 'string', default: '4' },
-    rate: { type: 'string', default: '2000' },
-    'offline-devices': { type: 'string', default: '1000' },
-    'offline-messages': { type: 'string', default: '20' },
+    // no defaults here: an option the scenario does not use is refused (see below)
+    devices: { type: 'string' },
+    seconds: { type: 'string' },
+    rate: { type: 'string' },
+    'offline-devices': { type: 'string' },
+    'offline-messages': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -35,8 +36,8 @@ if (a.help || !a.baseline) {
                          "mosquitto" (not closed-loop; Mosquitto is installed from Debian if missing)
   --scenario broadcast|closed-loop|fixed-rate|drain                             [broadcast]
   --rounds N             measured rounds of each build                         [10]
-  --devices N            devices held online by each                           [10000]
-  --seconds S            length of a closed-loop or fixed-rate round           [4]
+  --devices N            broadcast, closed-loop, fixed-rate: devices held online [10000]
+  --seconds S            closed-loop, fixed-rate: length of a round            [4]
   --rate R               fixed-rate: messages per second                       [2000]
   --offline-devices K    drain: devices that reconnect each round (new ones)   [1000]
   --offline-messages Q   drain: messages queued for each                       [20]`)
@@ -47,17 +48,28 @@ const int = (name: string, v: string) => {
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`)
   return n
 }
+/** The options each scenario reads; giving another one is a mistake worth saying. */
+const USES: Record<string, readonly string[]> = {
+  broadcast: ['devices'],
+  'closed-loop': ['devices', 'seconds'],
+  'fixed-rate': ['devices', 'seconds', 'rate'],
+  drain: ['offline-devices', 'offline-messages'],
+}
+const uses = USES[a.scenario]
+if (!uses) throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
+for (const name of ['devices', 'seconds', 'rate', 'offline-devices', 'offline-messages'] as const) {
+  if (a[name] !== undefined && !uses.includes(name)) {
+    throw new Error(`--${name} is not used by the ${a.scenario} scenario`)
+  }
+}
 const rounds = int('rounds', a.rounds)
-const devicesPer = int('devices', a.devices)
-const seconds = int('seconds', a.seconds)
-const rate = int('rate', a.rate)
-const offlineDevices = int('offline-devices', a['offline-devices'])
-const offlineMessages = int('offline-messages', a['offline-messages'])
+const devicesPer = int('devices', a.devices ?? '10000')
+const seconds = int('seconds', a.seconds ?? '4')
+const rate = int('rate', a.rate ?? '2000')
+const offlineDevices = int('offline-devices', a['offline-devices'] ?? '1000')
+const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
 if (devicesPer > 18_000 || offlineDevices > 18_000)
   throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
-if (!['broadcast', 'closed-loop', 'fixed-rate', 'drain'].includes(a.scenario)) {
-  throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
-}
 const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
 if (a.scenario === 'closed-loop' && (bare || !ensureWrk())) {
   throw new Error('closed-loop needs two mqpush builds and wrk')
