@@ -89,6 +89,14 @@ const sides = ['baseline', 'this build'] as const
 type Side = (typeof sides)[number]
 
 if (a.baseline === 'mosquitto' && !ensureMosquitto()) process.exit(1)
+// stopped by a signal (Ctrl-C, timeout): exit, so that the targets' clean-up at exit runs
+// (killed at once; the default action would leave them running)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping`)
+    process.exit(130)
+  })
+}
 const targets: Record<Side, Target> = {
   baseline:
     a.baseline === 'aedes'

@@ -47,6 +47,8 @@ const reply = (r: WorkerReply) => process.send?.(r)
 
 // stopped by the runner: exit normally, so that node flags such as --cpu-prof write their output
 process.on('SIGTERM', () => process.exit(0))
+// the runner is gone (it exited, or was killed): so is the reason to hold the devices
+process.on('disconnect', () => process.exit(0))
 
 process.on('message', (req: WorkerRequest) => {
   void handle(req)

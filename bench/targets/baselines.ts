@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createConnection } from 'node:net'
 import type { DeviceCreds } from '../load/protocol.js'
 import { openPublisher, publishAll } from './publisher.js'
-import { freePort, type Target, waitUntil } from './target.js'
+import { cleanUpAtExit, freePort, kill, type Target, waitUntil } from './target.js'
 
 const canConnect = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -19,6 +19,10 @@ const canConnect = (port: number) =>
 /** A bare broker: devices subscribe to their topics themselves, a publisher client sends. */
 async function bareBroker(name: string, child: ChildProcess, port: number, cleanup: () => void) {
   child.on('exit', cleanup)
+  const forget = cleanUpAtExit(() => {
+    child.kill('SIGKILL')
+    cleanup()
+  })
   await waitUntil(() => canConnect(port), 15_000, `${name} to listen`)
   const publisher = await openPublisher('127.0.0.1', port)
   let counter = 0
@@ -51,8 +55,8 @@ async function bareBroker(name: string, child: ChildProcess, port: number, clean
     async stop() {
       publisher.close()
       // SIGTERM lets the plain Aedes baseline exit normally (so --cpu-prof writes its profile)
-      child.kill(name === 'mosquitto' ? 'SIGKILL' : 'SIGTERM')
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+      await kill(child, name === 'mosquitto' ? 'SIGKILL' : 'SIGTERM')
+      forget()
     },
   }
   return target

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { LeanHttpSender } from '../load/http-sender.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { httpJson } from './http.js'
-import { freePort, type Target, waitUntil } from './target.js'
+import { cleanUpAtExit, freePort, kill, type Target, waitUntil } from './target.js'
 
 const ADMIN_TOKEN = 'bench-admin-token'
 
@@ -46,7 +46,11 @@ export async function startMqpush(
     MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '1000000',
     ...env,
   }
-  let child: ChildProcess
+  let child: ChildProcess | undefined
+  const forget = cleanUpAtExit(() => {
+    child?.kill('SIGKILL')
+    rmSync(dataDir, { recursive: true, force: true })
+  })
   const spawnService = async (): Promise<number> => {
     const started = performance.now()
     // MQPUSH_BENCH_NODE_ARGS: extra node flags for the service only, e.g. --cpu-prof
@@ -54,10 +58,11 @@ export async function startMqpush(
     // MQPUSH_BENCH_SERVICE_LOG: a file for the service's stdout (its log, --trace-gc output)
     const logFile = process.env.MQPUSH_BENCH_SERVICE_LOG
     const out = logFile ? openSync(logFile, 'a') : 'ignore'
-    child = spawn(process.execPath, [...nodeArgs, main], {
+    const spawned = spawn(process.execPath, [...nodeArgs, main], {
       env: fullEnv,
       stdio: ['ignore', out, 'inherit'],
     })
+    child = spawned
     if (typeof out === 'number') closeSync(out)
     await waitUntil(
       async () => (await httpJson('GET', `${httpUrl}/healthz`)).status === 200,
@@ -99,7 +104,7 @@ export async function startMqpush(
     host: '127.0.0.1',
     port: mqttPort,
     get pid() {
-      return child.pid as number
+      return (child as ChildProcess).pid as number
     },
     httpUrl,
     secret: app.appSecret,
@@ -162,15 +167,14 @@ export async function startMqpush(
     async crashAndRestart() {
       sender?.close()
       sender = undefined
-      child.kill('SIGKILL')
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+      await kill(child as ChildProcess, 'SIGKILL')
       return spawnService()
     },
     async stop() {
       sender?.close()
-      child.kill('SIGTERM')
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+      await kill(child as ChildProcess, 'SIGTERM')
       rmSync(dataDir, { recursive: true, force: true })
+      forget()
     },
   }
   return target

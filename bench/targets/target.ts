@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { DeviceCreds } from '../load/protocol.js'
@@ -45,6 +46,28 @@ export function cpuTimesMs(pid: number): { user: number; system: number } {
   // the fields after the command name, which is in parentheses and may hold spaces
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 }
+}
+
+/**
+ * What the targets not yet stopped leave behind if the bench exits first (an error, or a signal
+ * while a target is still starting, before anything could stop it): run, synchronously, when
+ * the process exits. A target registers its clean-up when it starts and drops it in stop().
+ */
+const leftovers = new Set<() => void>()
+process.on('exit', () => {
+  for (const cleanUp of leftovers) cleanUp()
+})
+export function cleanUpAtExit(cleanUp: () => void): () => void {
+  leftovers.add(cleanUp)
+  return () => leftovers.delete(cleanUp)
+}
+
+/** Sends the signal and waits until the process has exited (at once if it has already). */
+export async function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill(signal)
+  await exited
 }
 
 export function freePort(): Promise<number> {
