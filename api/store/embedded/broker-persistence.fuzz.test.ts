@@ -239,8 +239,9 @@ async function runFuzz(seed: number, steps: number, opts: { dup: boolean; concur
     const x = r()
     if (x < 0.12) {
       // enqueue
-      const big = r() < 0.6
-      const n = big ? 32 + Math.floor(r() * 38) : 1 + Math.floor(r() * 5)
+      const big = r() < 0.45
+      // one client alone half the time: a push by regId, stored in its queue row
+      const n = big ? 32 + Math.floor(r() * 38) : r() < 0.5 ? 1 : 2 + Math.floor(r() * 4)
       const chosen: string[] = []
       const pool = [...clientIds]
       for (let i = 0; i < n && pool.length > 0; i++) {

@@ -7,8 +7,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { encodeEnvelope } from '../../../sdk/protocol/envelope.js'
 import type { MessageId } from '../../../sdk/protocol/ids.js'
 import { EmbeddedBrokerPersistence, FANOUT_MIN_CLIENTS } from './broker-persistence.js'
-import { type Db, openDatabase } from './database.js'
+import Database from 'better-sqlite3'
+import { DATABASE_FILE, type Db, openDatabase } from './database.js'
 import { EmbeddedMessageStore } from './message-store.js'
+import { MIGRATIONS } from './schema.sql.js'
 import { SqliteWriter, WRITE_BEHIND_MAX_OPS } from './writer.js'
 
 const broker = { id: 'broker-1' }
@@ -827,6 +829,102 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
     expect(await list(b.p.outgoingStream({ id: 'c1' }))).toEqual([{ cmd: 'pubrel', messageId: 5 }])
     const c2 = await list(b.p.outgoingStream({ id: 'c2' }))
     expect(c2.map((x) => x.payload.toString())).toEqual(['other'])
+    b.crash()
+  })
+
+  it('keeps the expiry of a recoverable packet in its queue row', async () => {
+    const a = await open()
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }], expiring(1))
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }], packet(2, 'stays'))
+    a.writer.flush()
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await b.p.sweepExpired(1_800_000_000_001)).toBe(1)
+    const c1 = await list(b.p.outgoingStream({ id: 'c1' }))
+    expect(c1.map((x) => x.payload.toString())).toEqual(['stays'])
+    b.crash()
+  })
+
+  it('drops a client in one transaction: a crash cannot keep its queue without its session', async () => {
+    const a = await open()
+    await a.p.addSubscriptions({ id: 'c1' }, [{ topic: 't', qos: 1 }])
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1, 'alone'))
+    const dropped = a.p.dropClient('c1')
+    await a.writer.commit(() => {}) // commits what dropClient queued so far
+    a.crash()
+    await dropped.catch(() => {})
+    const b = await open(a.dataDir)
+    const subs = await b.p.subscriptionsByClient({ id: 'c1' })
+    const queued = await list(b.p.outgoingStream({ id: 'c1' }))
+    // both gone, or (had the commit not run) both there; never the queue alone
+    expect([subs.length, queued.length]).toEqual([0, 0])
+    expect([...b.p.queuedPayloads()]).toEqual([])
+    b.crash()
+  })
+
+  it('keeps a packet in a queue row apart from a stored packet that has its id', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }, { clientId: 'c2' }], packet(1, 'shared'))
+    const { id } = a.db.prepare('SELECT id FROM broker_packets').get() as { id: number }
+    // a row that should not be there: before the others, with the stored packet's id
+    a.db
+      .prepare(
+        `INSERT INTO broker_outgoing (seq, client_id, packet_id, meta, payload)
+         VALUES (0, 'c3', ?, ?, ?)`,
+      )
+      .run(id, JSON.stringify({ cmd: 'publish', topic: 'mqp/t', qos: 1 }), Buffer.from('alone'))
+    a.crash()
+    const b = await open(a.dataDir)
+    const payloads = async (client: string) =>
+      (await list(b.p.outgoingStream({ id: client }))).map((x) => x.payload.toString())
+    expect(await payloads('c1')).toEqual(['shared'])
+    expect(await payloads('c2')).toEqual(['shared'])
+    expect(await payloads('c3')).toEqual(['alone'])
+    expect([...b.p.queuedPayloads()].map(String).sort()).toEqual(['alone', 'shared'])
+    b.crash()
+  })
+
+  it('loads the queues of a database written before queue rows held packets', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqpush-bp6-'))
+    dirs.push(dir)
+    // schema 6: every packet in broker_packets, the queue rows refer to it
+    const old = new Database(join(dir, DATABASE_FILE))
+    for (const m of MIGRATIONS.slice(0, 6)) old.exec(m)
+    old.pragma('user_version = 6')
+    const meta = (counter: number) =>
+      JSON.stringify({
+        cmd: 'publish',
+        topic: 'mqp/t',
+        qos: 1,
+        brokerId: 'old',
+        brokerCounter: counter,
+      })
+    const putPacket = old.prepare('INSERT INTO broker_packets (id, meta, payload) VALUES (?, ?, ?)')
+    putPacket.run(3, meta(1), Buffer.from('one'))
+    putPacket.run(7, meta(2), Buffer.from('both'))
+    const putOut = old.prepare(
+      'INSERT INTO broker_outgoing (seq, client_id, packet_id, message_id, cmd) VALUES (?, ?, ?, ?, ?)',
+    )
+    putOut.run(1, 'c1', 3, null, null)
+    putOut.run(2, 'c1', 7, null, null)
+    putOut.run(3, 'c2', 7, null, null)
+    putOut.run(4, 'c2', 5, 9, 'pubrel')
+    old.close()
+    const b = await open(dir)
+    const payloads = async (client: string) =>
+      (await list(b.p.outgoingStream({ id: client }))).map((x) => x.payload?.toString() ?? x.cmd)
+    expect(await payloads('c1')).toEqual(['one', 'both'])
+    expect(await payloads('c2')).toEqual(['both', 'pubrel'])
+    // a new packet is numbered after the old ones, and delivering an old one deletes its row
+    await b.p.outgoingEnqueueCombi([{ clientId: 'c3' }, { clientId: 'c4' }], packet(9, 'new'))
+    expect(b.db.prepare('SELECT max(id) AS id FROM broker_packets').get()).toEqual({ id: 8 })
+    await b.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), brokerId: 'old', messageId: 1 })
+    await b.p.outgoingClearMessageId({ id: 'c1' }, { messageId: 1 })
+    await b.settle()
+    expect(b.db.prepare('SELECT id FROM broker_packets ORDER BY id').all()).toEqual([
+      { id: 7 },
+      { id: 8 },
+    ])
     b.crash()
   })
 

@@ -478,16 +478,18 @@ export class EmbeddedBrokerPersistence {
       const cmd = r.cmd === 'pubrel' ? 'pubrel' : 'publish'
       let stored: StoredPacket | undefined
       if (cmd === 'publish' && r.meta !== null) {
-        // its packet is in the row (queued for this client alone)
+        // its packet is in the row (queued for this client alone). That id names nothing on
+        // disk; were it taken (it is not: one counter numbers both kinds), a number of its own
+        // keeps the two packets apart rather than handing one's entries the other's packet
         stored = {
-          id: r.packet_id,
+          id: this.#packets.has(r.packet_id) ? -r.seq : r.packet_id,
           packet: joinPacket(r.meta, r.payload),
           expiresAt: r.expires_at ?? undefined,
           refs: 0,
           deferred: false,
           inline: true,
         }
-        this.#packets.set(r.packet_id, stored)
+        this.#packets.set(stored.id, stored)
         if (r.packet_id >= this.#nextPacketId) this.#nextPacketId = r.packet_id + 1
       } else if (cmd === 'publish') stored = this.#packets.get(r.packet_id)
       if (cmd === 'publish' && !stored) {
@@ -648,16 +650,19 @@ export class EmbeddedBrokerPersistence {
   }
 
   async cleanSubscriptions(client: Client): Promise<void> {
-    const stored = this.#subscriptions.get(client.id)
-    if (stored) {
-      for (const [topic, sub] of stored) {
-        if (sub.qos > 0) this.#index.remove(client.id, topic)
-      }
-      this.#subscriptions.delete(client.id)
-    }
+    this.#forgetSubscriptions(client.id)
     return this.#w.commit(() => {
       this.#s.deleteSubs.run(client.id)
     })
+  }
+
+  #forgetSubscriptions(clientId: string): void {
+    const stored = this.#subscriptions.get(clientId)
+    if (!stored) return
+    for (const [topic, sub] of stored) {
+      if (sub.qos > 0) this.#index.remove(clientId, topic)
+    }
+    this.#subscriptions.delete(clientId)
   }
 
   getClientList(topic: string): Readable {
@@ -946,7 +951,6 @@ export class EmbeddedBrokerPersistence {
       const pubrel = e.cmd === 'pubrel'
       const inline = e.stored?.inline === true ? e.stored : undefined
       const [meta, payload] = inline ? splitPacket(inline.packet) : [null, null]
-      if (inline) rows.written.add(inline)
       this.#s.putOut.run(
         e.seq,
         clients[i],
@@ -1148,7 +1152,11 @@ export class EmbeddedBrokerPersistence {
 
   // --- mqpush extensions ------------------------------------------------------------------
 
-  /** Forgets a client entirely: subscriptions, queue, incoming packets and will. */
+  /**
+   * Forgets a client entirely: subscriptions, queue, incoming packets and will, in one
+   * transaction (found in review: with its subscriptions deleted in a commit of their own, a
+   * crash before the second left a queue nobody would ever drain).
+   */
   async dropClient(clientId: string): Promise<void> {
     const q = this.#outgoing.get(clientId)
     const entries = q ? [...q.entries()] : []
@@ -1157,8 +1165,9 @@ export class EmbeddedBrokerPersistence {
     this.#outgoing.delete(clientId)
     this.#incoming.delete(clientId)
     this.#wills.delete(clientId)
-    await this.cleanSubscriptions({ id: clientId })
+    this.#forgetSubscriptions(clientId)
     return this.#w.commit(() => {
+      this.#s.deleteSubs.run(clientId)
       gone()
       this.#s.deleteIncomingOf.run(clientId)
       this.#s.deleteWill.run(clientId)
