@@ -52,6 +52,10 @@ const list = async (stream: Readable) => {
   return out
 }
 
+/** The payloads a client's queue holds, in order (publishes only). */
+const payloadsOf = async (p: EmbeddedBrokerPersistence, clientId: string) =>
+  (await list(p.outgoingStream({ id: clientId }))).map((x) => x.payload.toString())
+
 const packet = (counter: number, payload: Buffer | string = 'hello') => ({
   cmd: 'publish',
   topic: 'mqp/t',
@@ -62,6 +66,28 @@ const packet = (counter: number, payload: Buffer | string = 'hello') => ({
   brokerId: broker.id,
   brokerCounter: counter,
 })
+
+/**
+ * What aedes does to two queued entries: the first is sent and released (QoS 2); the second is
+ * sent, and another broker's packet (payload 'other broker') takes its packet identifier.
+ */
+async function releaseAndTakeOver(
+  p: EmbeddedBrokerPersistence,
+  released: { client: string; counter: number; messageId: number },
+  taken: { client: string; counter: number; messageId: number },
+) {
+  const { messageId } = released
+  await p.outgoingUpdate({ id: released.client }, { ...packet(released.counter), messageId })
+  await p.outgoingUpdate({ id: released.client }, { cmd: 'pubrel', messageId })
+  await p.outgoingUpdate(
+    { id: taken.client },
+    { ...packet(taken.counter), messageId: taken.messageId },
+  )
+  await p.outgoingUpdate(
+    { id: taken.client },
+    { ...packet(9, 'other broker'), brokerId: 'broker-2', messageId: taken.messageId },
+  )
+}
 
 /** An accepted message as the pipeline stores it. */
 const message = (id: string) => ({
@@ -255,8 +281,6 @@ describe('EmbeddedBrokerPersistence fan-outs (a packet queued for many clients a
   const N = 20000 // three chunks of bits
   const clients = Array.from({ length: N }, (_, i) => `c${i}`)
   const subs = clients.map((clientId) => ({ clientId }))
-  const payloadsOf = async (p: EmbeddedBrokerPersistence, clientId: string) =>
-    (await list(p.outgoingStream({ id: clientId }))).map((x) => x.payload.toString())
   const ack = async (p: EmbeddedBrokerPersistence, clientId: string, counter: number, id = 1) => {
     await p.outgoingUpdate({ id: clientId }, { ...packet(counter), messageId: id })
     await p.outgoingClearMessageId({ id: clientId }, { messageId: id })
@@ -315,13 +339,10 @@ describe('EmbeddedBrokerPersistence fan-outs (a packet queued for many clients a
   it('moves an entry replaced by a QoS 2 release into a row of its own', async () => {
     const a = await open()
     await a.p.outgoingEnqueueCombi(subs.slice(0, 100), packet(1))
-    await a.p.outgoingUpdate({ id: 'c7' }, { ...packet(1), messageId: 9 })
-    await a.p.outgoingUpdate({ id: 'c7' }, { cmd: 'pubrel', messageId: 9 })
-    // another broker's packet takes c8's packet identifier
-    await a.p.outgoingUpdate({ id: 'c8' }, { ...packet(1), messageId: 4 })
-    await a.p.outgoingUpdate(
-      { id: 'c8' },
-      { ...packet(1, 'other broker'), brokerId: 'broker-2', messageId: 4 },
+    await releaseAndTakeOver(
+      a.p,
+      { client: 'c7', counter: 1, messageId: 9 },
+      { client: 'c8', counter: 1, messageId: 4 },
     )
     await a.settle()
     expect(count(a.db, 'broker_outgoing')).toBe(2)
@@ -800,8 +821,7 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
     await b.settle()
     b.crash()
     const c = await open(a.dataDir)
-    const c1 = await list(c.p.outgoingStream({ id: 'c1' }))
-    expect(c1.map((x) => x.payload.toString())).toEqual(['stays'])
+    expect(await payloadsOf(c.p, 'c1')).toEqual(['stays'])
     expect(count(c.db, 'broker_outgoing')).toBe(1)
     c.crash()
   })
@@ -810,12 +830,10 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
     const a = await open()
     await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1, 'first'))
     await a.p.outgoingEnqueueCombi([{ clientId: 'c2' }], packet(2, 'second'))
-    await a.p.outgoingUpdate({ id: 'c1' }, { ...packet(1), messageId: 5 })
-    await a.p.outgoingUpdate({ id: 'c1' }, { cmd: 'pubrel', messageId: 5 })
-    await a.p.outgoingUpdate({ id: 'c2' }, { ...packet(2), messageId: 6 })
-    await a.p.outgoingUpdate(
-      { id: 'c2' },
-      { ...packet(9, 'other'), brokerId: 'broker-2', messageId: 6 },
+    await releaseAndTakeOver(
+      a.p,
+      { client: 'c1', counter: 1, messageId: 5 },
+      { client: 'c2', counter: 2, messageId: 6 },
     )
     await a.settle()
     // c1's row is a release, c2's refers to the other broker's packet, stored on its own
@@ -827,8 +845,7 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
     a.crash()
     const b = await open(a.dataDir)
     expect(await list(b.p.outgoingStream({ id: 'c1' }))).toEqual([{ cmd: 'pubrel', messageId: 5 }])
-    const c2 = await list(b.p.outgoingStream({ id: 'c2' }))
-    expect(c2.map((x) => x.payload.toString())).toEqual(['other'])
+    expect(await payloadsOf(b.p, 'c2')).toEqual(['other broker'])
     b.crash()
   })
 
@@ -840,8 +857,7 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
     a.crash()
     const b = await open(a.dataDir)
     expect(await b.p.sweepExpired(1_800_000_000_001)).toBe(1)
-    const c1 = await list(b.p.outgoingStream({ id: 'c1' }))
-    expect(c1.map((x) => x.payload.toString())).toEqual(['stays'])
+    expect(await payloadsOf(b.p, 'c1')).toEqual(['stays'])
     b.crash()
   })
 
@@ -875,11 +891,9 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
       .run(id, JSON.stringify({ cmd: 'publish', topic: 'mqp/t', qos: 1 }), Buffer.from('alone'))
     a.crash()
     const b = await open(a.dataDir)
-    const payloads = async (client: string) =>
-      (await list(b.p.outgoingStream({ id: client }))).map((x) => x.payload.toString())
-    expect(await payloads('c1')).toEqual(['shared'])
-    expect(await payloads('c2')).toEqual(['shared'])
-    expect(await payloads('c3')).toEqual(['alone'])
+    expect(await payloadsOf(b.p, 'c1')).toEqual(['shared'])
+    expect(await payloadsOf(b.p, 'c2')).toEqual(['shared'])
+    expect(await payloadsOf(b.p, 'c3')).toEqual(['alone'])
     expect([...b.p.queuedPayloads()].map(String).sort()).toEqual(['alone', 'shared'])
     b.crash()
   })
@@ -937,11 +951,9 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
     await b.p.outgoingEnqueueCombi([{ clientId: 'c2' }, { clientId: 'c3' }], packet(2, 'shared'))
     b.crash()
     const c = await open(a.dataDir)
-    const payloads = async (id: string) =>
-      (await list(c.p.outgoingStream({ id }))).map((x) => x.payload.toString())
-    expect(await payloads('c1')).toEqual(['alone'])
-    expect(await payloads('c2')).toEqual(['shared'])
-    expect(await payloads('c3')).toEqual(['shared'])
+    expect(await payloadsOf(c.p, 'c1')).toEqual(['alone'])
+    expect(await payloadsOf(c.p, 'c2')).toEqual(['shared'])
+    expect(await payloadsOf(c.p, 'c3')).toEqual(['shared'])
     c.crash()
   })
 })
