@@ -1,6 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { AppStore } from '../../api/core/apps/app-store.js'
-import type { AliasStore, DeviceStore, TopicStore } from '../../api/core/devices/device-store.js'
+import {
+  type AliasStore,
+  type DeviceStore,
+  LAST_SEEN_RESOLUTION_MS,
+  type TopicStore,
+} from '../../api/core/devices/device-store.js'
 import type { MessageStore } from '../../api/core/messages/message-store.js'
 import type { App, AppId, Device, MessageId, MessageRecord, RegId } from '../../api/core/model.js'
 
@@ -168,6 +173,22 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         await s.devices.invalidateDevice(old.regId, 'inactive', 60_000)
         expect(await s.devices.findByInstallation(APP, 'same')).toEqual([seen.regId])
         expect(await s.devices.findInactive(10_000, 10)).toEqual([])
+      })
+
+      it('keeps last seen to LAST_SEEN_RESOLUTION_MS and never moves it back', async () => {
+        const d = device()
+        await s.devices.insertDevice(d)
+        const seenAt = async (at: number) => {
+          s.devices.touchDevice(d.regId, at)
+          await s.settle()
+          return (await s.devices.getDevice(d.regId))?.lastSeenAt
+        }
+        expect(await seenAt(50_000)).toBe(50_000)
+        expect(await seenAt(50_000 + LAST_SEEN_RESOLUTION_MS)).toBe(50_000) // not written
+        expect(await seenAt(20_000)).toBe(50_000)
+        expect(await seenAt(50_001 + LAST_SEEN_RESOLUTION_MS)).toBe(
+          50_001 + LAST_SEEN_RESOLUTION_MS,
+        )
       })
     })
 

@@ -1,6 +1,12 @@
 import type { DeviceAttributes } from '../../../sdk/protocol/schemas.js'
 import type { AppId, Device, InvalidReason, RegId } from '../model.js'
 
+/**
+ * How far a device's lastSeenAt may lag behind its last connect or disconnect: a store need not
+ * write a time less than this after the one it holds (inactivity is counted in days).
+ */
+export const LAST_SEEN_RESOLUTION_MS = 60_000
+
 /** Storage of devices (port). */
 export interface DeviceStore {
   insertDevice(device: Device): Promise<void>
@@ -13,7 +19,10 @@ export interface DeviceStore {
     regId: RegId,
     patch: { attributes?: DeviceAttributes; installationId?: string },
   ): Promise<void>
-  /** Write-behind: the device was seen (connected or disconnected) at this time. */
+  /**
+   * Write-behind: the device was seen (connected or disconnected) at this time; kept to
+   * LAST_SEEN_RESOLUTION_MS, and never moved back.
+   */
   touchDevice(regId: RegId, at: number): void
   /** Active regIds of the app registered from this installation. */
   findByInstallation(appId: AppId, installationId: string): Promise<RegId[]>

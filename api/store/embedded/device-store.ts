@@ -1,5 +1,5 @@
 import type { DeviceAttributes } from '../../../sdk/protocol/schemas.js'
-import type { DeviceStore } from '../../core/devices/device-store.js'
+import { type DeviceStore, LAST_SEEN_RESOLUTION_MS } from '../../core/devices/device-store.js'
 import type { AppId, Device, InvalidReason, RegId } from '../../core/model.js'
 import type { Db } from './database.js'
 import type { SqliteWriter } from './writer.js'
@@ -70,8 +70,11 @@ export class EmbeddedDeviceStore implements DeviceStore {
       ),
       setAttributes: db.prepare('UPDATE devices SET attributes = ? WHERE reg_id = ?'),
       setInstallation: db.prepare('UPDATE devices SET installation_id = ? WHERE reg_id = ?'),
+      // written only when it moves by more than LAST_SEEN_RESOLUTION_MS: a device that connects
+      // and disconnects often (a reconnecting queue, a mobile network) does not rewrite its row
+      // and its place in devices_seen each time, pages that every commit then writes again
       touch: db.prepare(
-        'UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE reg_id = ?',
+        'UPDATE devices SET last_seen_at = ? WHERE reg_id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)',
       ),
       byInstallation: db.prepare<[string, string], { reg_id: string }>(
         `SELECT reg_id FROM devices
@@ -178,7 +181,7 @@ export class EmbeddedDeviceStore implements DeviceStore {
 
   touchDevice(regId: RegId, at: number): void {
     this.#w.later(() => {
-      this.#s.touch.run(at, regId)
+      this.#s.touch.run(at, regId, at - LAST_SEEN_RESOLUTION_MS)
     })
   }
 
