@@ -58,11 +58,10 @@ export async function startMqpush(
     // MQPUSH_BENCH_SERVICE_LOG: a file for the service's stdout (its log, --trace-gc output)
     const logFile = process.env.MQPUSH_BENCH_SERVICE_LOG
     const out = logFile ? openSync(logFile, 'a') : 'ignore'
-    const spawned = spawn(process.execPath, [...nodeArgs, main], {
+    child = spawn(process.execPath, [...nodeArgs, main], {
       env: fullEnv,
       stdio: ['ignore', out, 'inherit'],
     })
-    child = spawned
     if (typeof out === 'number') closeSync(out)
     await waitUntil(
       async () => (await httpJson('GET', `${httpUrl}/healthz`)).status === 200,
