@@ -51,7 +51,7 @@ const int = (name: string, v: string) => {
   return n
 }
 /** The options each scenario reads; giving another one is a mistake worth saying. */
-const USES: Record<string, readonly string[]> = {
+const USES: Record<string, ReadonlyArray<keyof typeof a>> = {
   broadcast: ['devices', 'to'],
   'closed-loop': ['devices', 'seconds'],
   'fixed-rate': ['devices', 'seconds', 'rate'],
@@ -59,14 +59,7 @@ const USES: Record<string, readonly string[]> = {
 }
 const uses = USES[a.scenario]
 if (!uses) throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
-for (const name of [
-  'devices',
-  'to',
-  'seconds',
-  'rate',
-  'offline-devices',
-  'offline-messages',
-] as const) {
+for (const name of new Set(Object.values(USES).flat())) {
   if (a[name] !== undefined && !uses.includes(name)) {
     throw new Error(`--${name} is not used by the ${a.scenario} scenario`)
   }

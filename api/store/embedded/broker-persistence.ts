@@ -686,7 +686,8 @@ export class EmbeddedBrokerPersistence {
     return q
   }
 
-  #storePacket(packet: AnyPacket): StoredPacket {
+  /** `inline`: queued for one client alone (see StoredPacket.inline). */
+  #storePacket(packet: AnyPacket, inline = false): StoredPacket {
     const copy = new makePacket(packet)
     const stored: StoredPacket = {
       id: this.#nextPacketId++,
@@ -694,7 +695,7 @@ export class EmbeddedBrokerPersistence {
       expiresAt: expiryOf(copy),
       refs: 0,
       deferred: false,
-      inline: false,
+      inline,
     }
     this.#packets.set(stored.id, stored)
     return stored
@@ -791,9 +792,8 @@ export class EmbeddedBrokerPersistence {
   // (not through outgoingEnqueueCombi from within: the dispatcher wraps that method)
   async #enqueueDurably(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
     if (subs.length === 0) return
-    const stored = this.#storePacket(packet)
     const inline = subs.length === 1
-    stored.inline = inline
+    const stored = this.#storePacket(packet, inline)
     const fanout =
       subs.length >= FANOUT_MIN_CLIENTS ? new Fanout(stored, this.#nextSeq, subs.length) : undefined
     if (fanout) this.#fanouts.set(stored.id, fanout)
@@ -865,9 +865,8 @@ export class EmbeddedBrokerPersistence {
   async enqueueRecoverable(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
     if (subs.length >= FANOUT_MIN_CLIENTS) return this.#enqueueDurably(subs, packet)
     if (subs.length === 0) return
-    const stored = this.#storePacket(packet)
+    const stored = this.#storePacket(packet, subs.length === 1)
     stored.deferred = true
-    stored.inline = subs.length === 1
     const rows = this.#deferredRowsBatch()
     rows.packets.push(stored)
     for (const sub of subs) {
