@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { WorkerPool } from './load/pool.js'
 import { ensureWrk, wrkPushRate } from './load/wrk.js'
-import { broadcast, hold, median, offline, unicast } from './scenarios.js'
+import { alternate, broadcast, hold, median, offline, unicast } from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
 import { cpuTimesMs, type Target } from './targets/target.js'
@@ -189,8 +189,7 @@ try {
   if (a.scenario === 'closed-loop') for (const side of sides) await closedLoop(side, 2) // warm-up
   if (a.scenario === 'drain') for (const side of sides) await drain(side) // warm-up
   for (let i = 0; i < rounds; i++) {
-    for (const side of i % 2 === 0 ? sides : [...sides].reverse())
-      results[side].push(await round(side))
+    for (const side of alternate(sides, i)) results[side].push(await round(side))
   }
 } finally {
   for (const side of sides) {

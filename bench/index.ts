@@ -6,7 +6,7 @@ import { WorkerPool } from './load/pool.js'
 import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
-import { startMqpush } from './targets/mqpush.js'
+import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
 import { cpuMs, type Target } from './targets/target.js'
 import type { DeviceCreds } from './load/protocol.js'
 
@@ -26,6 +26,7 @@ const { values: a } = parseArgs({
     concurrency: { type: 'string', default: '64' },
     'offline-devices': { type: 'string', default: '1000' },
     'offline-messages': { type: 'string', default: '20' },
+    'offline-rounds': { type: 'string', default: '3' },
     'restart-messages': { type: 'string', default: '100000' },
     'broadcast-rounds': { type: 'string', default: '5' },
     workers: { type: 'string', default: '4' },
@@ -44,6 +45,7 @@ if (a.help) {
   --concurrency C        requests in flight for the highest unicast rate    [64]
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
+  --offline-rounds R     offline rounds of each target (new devices each); figures are medians [3]
   --restart-messages M   messages queued before kill -9                     [100000]
   --broadcast-rounds B   measured broadcasts of each kind; figures are medians [5]
   --workers W            load-generator processes (one loopback address each) [4]
@@ -65,17 +67,19 @@ const opts = {
   concurrency: int('concurrency', a.concurrency),
   offlineDevices: int('offline-devices', a['offline-devices']),
   offlineMessages: int('offline-messages', a['offline-messages']),
+  offlineRounds: int('offline-rounds', a['offline-rounds']),
   restartMessages: int('restart-messages', a['restart-messages']),
   broadcastRounds: int('broadcast-rounds', a['broadcast-rounds']),
   workers: int('workers', a.workers),
   out: a.out,
 }
 // every target's load workers bind the same loopback addresses (127.0.0.2, .3, …), and a
-// bound address has ~28000 ephemeral ports
+// bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a minute)
 const targetsCount = opts.targets.length
-if ((opts.devices + opts.offlineDevices) * targetsCount > 25_000 * opts.workers) {
+const perTarget = opts.devices + opts.offlineDevices * opts.offlineRounds
+if (perTarget * targetsCount > 25_000 * opts.workers) {
   throw new Error(
-    `${targetsCount} targets × ${opts.devices + opts.offlineDevices} devices need more than ` +
+    `${targetsCount} targets × ${perTarget} connections need more than ` +
       `${opts.workers} load workers (one loopback address each, ~28000 ports): raise --workers`,
   )
 }
@@ -146,10 +150,13 @@ const settle = async (measured: Running): Promise<void> => {
   )
 }
 let turn = 0
-/** The targets that run a scenario, in this scenario's order, each after the others settle. */
+/**
+ * The targets that run a scenario (or one round of it), in this turn's order, each after the
+ * others settle. Called once per round, the targets' rounds alternate (A B C, C B A, A B C …):
+ * every target's median then draws on the same minutes of the machine.
+ */
 async function* inTurn(list: Running[]): AsyncGenerator<Running> {
-  const ordered = turn++ % 2 === 0 ? list : [...list].reverse()
-  for (const t of ordered) {
+  for (const t of scenario.alternate(list, turn++)) {
     await settle(t)
     yield t
   }
@@ -189,27 +196,68 @@ try {
   }
   const each = (s: string) => running.filter((t) => t.wants(s))
   for (const to of ['all', 'topic'] as const) {
+    const rounds = new Map<Running, scenario.BroadcastRound[]>()
     for await (const t of inTurn(each('broadcast'))) {
-      console.error(`  ${t.name}: broadcast to ${to}`)
+      console.error(`  ${t.name}: broadcast to ${to}, ${opts.broadcastRounds} rounds, alternating`)
+      await scenario.broadcastWarmUp(t.pool, t.target, t.devices, to)
+      rounds.set(t, [])
+    }
+    for (let i = 0; i < opts.broadcastRounds; i++) {
+      for await (const t of inTurn(each('broadcast'))) {
+        rounds.get(t)?.push(await scenario.broadcastRound(t.pool, t.target, t.devices, to, i))
+      }
+    }
+    for (const [t, measured] of rounds) {
       const key = to === 'all' ? 'broadcastAll' : 'broadcastTopic'
-      t.r[key] = await scenario.broadcast(t.pool, t.target, t.devices, to, opts.broadcastRounds)
+      t.r[key] = scenario.broadcastSummary(t.devices.length, measured)
     }
   }
+  // the fixed rate in slices of about 2 s, the targets' slices alternating (a tail is a few
+  // bad moments of the machine: every target then meets the same minutes), then mqpush's
+  // closed loop
+  const slices = Math.max(1, Math.floor(opts.seconds / 2))
+  const sliceSeconds = opts.seconds / slices
+  const unicast = new Map<Running, scenario.UnicastSlice[]>()
   for await (const t of inTurn(each('unicast'))) {
-    const then = t.isMqpush ? ', then closed loop' : ''
-    console.error(`  ${t.name}: unicast, ${opts.rate}/s for ${opts.seconds} s${then}`)
-    t.r.unicast = await scenario.unicast(t.pool, t.target, t.devices, opts)
+    console.error(
+      `  ${t.name}: unicast, ${opts.rate}/s for ${opts.seconds} s in ${slices} slices, alternating`,
+    )
+    await scenario.unicastWarmUp(t.pool, t.target, t.devices, opts.rate)
+    unicast.set(t, [])
+  }
+  for (let i = 0; i < slices; i++) {
+    for await (const t of inTurn(each('unicast'))) {
+      const first = Math.round(i * sliceSeconds * opts.rate)
+      const slice = await scenario.unicastSlice(
+        t.pool,
+        t.target,
+        t.devices,
+        opts.rate,
+        sliceSeconds,
+        first,
+      )
+      unicast.get(t)?.push(slice)
+    }
+  }
+  for (const [t, measured] of unicast) t.r.unicast = scenario.unicastSummary(opts.rate, measured)
+  for await (const t of inTurn(each('unicast').filter((x) => x.isMqpush))) {
+    console.error(`  ${t.name}: unicast, closed loop, ${opts.concurrency} in flight`)
+    const r = await scenario.closedLoop(t.target as MqpushTarget, t.devices, opts)
+    t.r.unicast = { ...(t.r.unicast as scenario.UnicastResult), ...r }
   }
   for (const t of holding) await t.pool.disconnect()
-  for await (const t of inTurn(each('offline'))) {
-    console.error(`  ${t.name}: offline, ${opts.offlineDevices} devices × ${opts.offlineMessages}`)
-    t.r.offline = await scenario.offline(
-      t.pool,
-      t.target,
-      opts.offlineDevices,
-      opts.offlineMessages,
-    )
+  const offline = new Map<Running, scenario.OfflineResult[]>()
+  for (let i = 0; i < opts.offlineRounds; i++) {
+    for await (const t of inTurn(each('offline'))) {
+      console.error(
+        `  ${t.name}: offline, ${opts.offlineDevices} devices × ${opts.offlineMessages}, ` +
+          `round ${i + 1} of ${opts.offlineRounds}`,
+      )
+      const r = await scenario.offline(t.pool, t.target, opts.offlineDevices, opts.offlineMessages)
+      offline.set(t, [...(offline.get(t) ?? []), r])
+    }
   }
+  for (const [t, rounds] of offline) t.r.offline = scenario.offlineSummary(rounds)
   for await (const t of inTurn(each('restart').filter((x) => x.isMqpush))) {
     console.error(`  ${t.name}: restart, ${opts.restartMessages} messages queued, kill -9`)
     t.r.restart = await scenario.restart(t.pool, t.target as never, opts.restartMessages)

@@ -61,6 +61,8 @@ export async function hold(
 }
 
 export interface BroadcastRound {
+  /** Deliveries counted (every device, or the run reports it). */
+  received: number
   lastMs: number
   deliveriesPerSec: number
   cpuUsPerDelivery: number
@@ -85,7 +87,8 @@ export interface BroadcastResult {
  * broadcast: with the devices online, one message to all (or to a topic they all joined),
  * `rounds` times after one unmeasured round; each figure is the median over the rounds. One
  * broadcast to 10000 devices lasts under a second, so a single round is at the mercy of
- * whatever else the host does in that second.
+ * whatever else the host does in that second. (`npm run bench` runs the same pieces —
+ * `broadcastWarmUp`, then `broadcastRound` — with the rounds of its targets alternating.)
  */
 export async function broadcast(
   pool: WorkerPool,
@@ -94,39 +97,66 @@ export async function broadcast(
   to: 'all' | 'topic',
   rounds: number,
 ): Promise<BroadcastResult> {
+  await broadcastWarmUp(pool, target, devices, to)
+  const measured: BroadcastRound[] = []
+  for (let i = 0; i < rounds; i++) measured.push(await broadcastRound(pool, target, devices, to, i))
+  return broadcastSummary(devices.length, measured)
+}
+
+/**
+ * Before the measured rounds (to a topic: the devices join it first), one unmeasured round,
+ * for every target alike: steady state, not the first call's compilation and cache filling.
+ */
+export async function broadcastWarmUp(
+  pool: WorkerPool,
+  target: Target,
+  devices: DeviceCreds[],
+  to: 'all' | 'topic',
+): Promise<void> {
   if (to === 'topic') await target.joinTopic(devices)
-  // one unmeasured round first, for every target alike: steady state, not the first call's
-  // compilation and cache filling
   await pool.reset()
   await target.broadcast(to, `warm-up ${to}`)
   await pool.waitFor((st) => st.distinct >= devices.length, 120_000)
-  const measured: BroadcastRound[] = []
-  let received = devices.length
-  for (let i = 0; i < rounds; i++) {
-    await pool.reset()
-    const cpuBefore = cpuTimesMs(target.pid)
-    const t0 = Date.now()
-    await target.broadcast(to, `broadcast ${to} ${i}`)
-    const s = await pool.waitFor((st) => st.distinct >= devices.length, 120_000)
-    const lastMs = Math.max(1, s.lastAt - t0)
-    // the last acknowledgements' bookkeeping (write-behind: up to 50 ms) is part of the cost
-    await sleep(100)
-    const cpu = cpuTimesMs(target.pid)
-    const user = cpu.user - cpuBefore.user
-    const all = user + cpu.system - cpuBefore.system
-    received = Math.min(received, s.distinct)
-    const perDelivery = (ms: number) => round((ms * 1000) / Math.max(1, s.distinct), 1)
-    measured.push({
-      lastMs,
-      deliveriesPerSec: Math.round((s.distinct / lastMs) * 1000),
-      cpuUsPerDelivery: perDelivery(all),
-      userCpuUsPerDelivery: perDelivery(user),
-    })
-  }
+}
+
+/** One measured broadcast. */
+export async function broadcastRound(
+  pool: WorkerPool,
+  target: Target,
+  devices: DeviceCreds[],
+  to: 'all' | 'topic',
+  i: number,
+): Promise<BroadcastRound> {
+  await pool.reset()
+  const cpuBefore = cpuTimesMs(target.pid)
+  const t0 = Date.now()
+  await target.broadcast(to, `broadcast ${to} ${i}`)
+  const s = await pool.waitFor((st) => st.distinct >= devices.length, 120_000)
+  const lastMs = Math.max(1, s.lastAt - t0)
+  // the last acknowledgements' bookkeeping (write-behind: up to 50 ms) is part of the cost
+  await sleep(100)
+  const cpu = cpuTimesMs(target.pid)
+  const user = cpu.user - cpuBefore.user
+  const all = user + cpu.system - cpuBefore.system
+  const perDelivery = (ms: number) => round((ms * 1000) / Math.max(1, s.distinct), 1)
   return {
-    devices: devices.length,
-    received,
-    rounds: measured,
+    received: s.distinct,
+    lastMs,
+    deliveriesPerSec: Math.round((s.distinct / lastMs) * 1000),
+    cpuUsPerDelivery: perDelivery(all),
+    userCpuUsPerDelivery: perDelivery(user),
+  }
+}
+
+/** The medians of measured rounds; `received`: the fewest deliveries a round counted. */
+export function broadcastSummary(
+  devices: number,
+  measured: ReadonlyArray<BroadcastRound>,
+): BroadcastResult {
+  return {
+    devices,
+    received: Math.min(devices, ...measured.map((r) => r.received)),
+    rounds: [...measured],
     lastMs: median(measured.map((r) => r.lastMs)),
     deliveriesPerSec: median(measured.map((r) => r.deliveriesPerSec)),
     cpuUsPerDelivery: median(measured.map((r) => r.cpuUsPerDelivery)),
@@ -134,7 +164,14 @@ export async function broadcast(
   }
 }
 
-/** The middle value (the mean of the two middle ones for an even count). */
+/**
+ * Turn `k`'s order of the targets (or builds) measured in turns: as given on even turns,
+ * reversed on odd ones (A B C, C B A, A B C …), so that none is always measured first or last.
+ */
+export function alternate<T>(list: readonly T[], k: number): T[] {
+  return k % 2 === 0 ? [...list] : [...list].reverse()
+}
+
 export function median(values: readonly number[]): number {
   const v = [...values].sort((x, y) => x - y)
   const mid = v.length >> 1
@@ -170,7 +207,9 @@ export interface UnicastResult {
  * unicast: one message to one device at a time, at a fixed rate, sent the way the target's
  * senders send (mqpush: HTTP push by regId; a bare broker: an MQTT publish to the device's
  * topic, from one publisher connection); end-to-end latency. For mqpush, then the highest rate
- * of accepted push requests.
+ * of accepted push requests. (`npm run bench` runs the same pieces — `unicastWarmUp`, slices of
+ * the fixed rate with its targets' slices alternating, then `closedLoop` — and merges the
+ * slices with `unicastSummary`.)
  */
 export async function unicast(
   pool: WorkerPool,
@@ -178,64 +217,132 @@ export async function unicast(
   devices: DeviceCreds[],
   o: { rate: number; seconds: number; concurrency: number; closedLoop?: boolean },
 ): Promise<UnicastResult> {
-  const sendOne = (i: number) => target.sendOne(devices[i % devices.length]!, `t=${now()}`)
+  await unicastWarmUp(pool, target, devices, o.rate)
+  const result = unicastSummary(o.rate, [
+    await unicastSlice(pool, target, devices, o.rate, o.seconds, 0),
+  ])
+  if (!isMqpush(target) || o.closedLoop === false) return result
+  return { ...result, ...(await closedLoop(target, devices, o)) }
+}
 
-  // open loop at a fixed rate: messages leave on schedule whatever the answers do
-  const openLoop = async (seconds: number) => {
-    const total = o.rate * seconds
-    let ok = 0
-    let failed = 0
-    let firstError: unknown
-    const inflight: Array<Promise<void>> = []
-    const start = now()
-    for (let i = 0; i < total; i++) {
-      const due = start + (i * 1000) / o.rate
-      const wait = due - now()
-      if (wait > 1) await sleep(wait)
-      inflight.push(
-        sendOne(i).then(
-          (accepted) => {
-            if (accepted) ok++
-          },
-          // not accepted: counted as such, never an unhandled rejection mid-loop
-          (err: unknown) => {
-            failed++
-            firstError ??= err
-          },
-        ),
-      )
-    }
-    await Promise.all(inflight)
-    if (failed > 0) console.error(`  unicast: ${failed} messages failed: ${String(firstError)}`)
-    return ok
+/** What one slice of the fixed rate measured; slices add up (`unicastSummary`). */
+export interface UnicastSlice {
+  seconds: number
+  accepted: number
+  /** Distinct messages delivered. */
+  delivered: number
+  /** End-to-end latency of every delivered message, ms. */
+  latencies: number[]
+  /** The broker's CPU time over the slice, deliveries included, ms. */
+  cpuMs: number
+}
+
+/** Open loop at a fixed rate: messages leave on schedule whatever the answers do. */
+async function openLoop(
+  target: Target,
+  devices: DeviceCreds[],
+  rate: number,
+  seconds: number,
+  first: number,
+): Promise<number> {
+  const total = Math.round(rate * seconds)
+  let ok = 0
+  let failed = 0
+  let firstError: unknown
+  const inflight: Array<Promise<void>> = []
+  const start = now()
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate
+    const wait = due - now()
+    if (wait > 1) await sleep(wait)
+    const device = devices[(first + i) % devices.length] as DeviceCreds
+    inflight.push(
+      target.sendOne(device, `t=${now()}`).then(
+        (accepted) => {
+          if (accepted) ok++
+        },
+        // not accepted: counted as such, never an unhandled rejection mid-loop
+        (err: unknown) => {
+          failed++
+          firstError ??= err
+        },
+      ),
+    )
   }
-  // two unmeasured seconds at the same rate first: steady state, not the service's warm-up
+  await Promise.all(inflight)
+  if (failed > 0) console.error(`  unicast: ${failed} messages failed: ${String(firstError)}`)
+  return ok
+}
+
+/** Two unmeasured seconds at the rate: steady state, not the broker's warm-up. */
+export async function unicastWarmUp(
+  pool: WorkerPool,
+  target: Target,
+  devices: DeviceCreds[],
+  rate: number,
+): Promise<void> {
   await pool.reset()
-  const warm = await openLoop(2)
+  const warm = await openLoop(target, devices, rate, 2, 0)
   await pool.waitFor((st) => st.distinct >= warm, 30_000)
+}
+
+/**
+ * `seconds` of the fixed rate, measured; messages go to the devices from the `first`-th on
+ * (slices that follow each other pass on through the devices).
+ */
+export async function unicastSlice(
+  pool: WorkerPool,
+  target: Target,
+  devices: DeviceCreds[],
+  rate: number,
+  seconds: number,
+  first: number,
+): Promise<UnicastSlice> {
   await pool.reset()
-  const cpuAtRateBefore = cpuMs(target.pid)
-  const accepted = await openLoop(o.seconds)
+  const cpuBefore = cpuMs(target.pid)
+  const accepted = await openLoop(target, devices, rate, seconds, first)
   const s = await pool.waitFor((st) => st.distinct >= accepted, 30_000)
-  const cpuUsPerMessageAtRate = Math.round(
-    ((cpuMs(target.pid) - cpuAtRateBefore) * 1000) / Math.max(1, accepted),
-  )
-  const lat = s.latencies.sort((a, b) => a - b)
-  const result: UnicastResult = {
-    ratePerSec: o.rate,
-    seconds: o.seconds,
+  return {
+    seconds,
     accepted,
     delivered: Math.min(s.distinct, accepted),
-    lost: Math.max(0, accepted - s.distinct),
+    latencies: s.latencies,
+    cpuMs: cpuMs(target.pid) - cpuBefore,
+  }
+}
+
+/** Slices of the fixed rate as one result: their latencies merged, their counts and CPU added. */
+export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): UnicastResult {
+  const sum = (f: (s: UnicastSlice) => number) => slices.reduce((a, s) => a + f(s), 0)
+  const accepted = sum((s) => s.accepted)
+  const lat = slices.flatMap((s) => s.latencies).sort((a, b) => a - b)
+  return {
+    ratePerSec: rate,
+    seconds: sum((s) => s.seconds),
+    accepted,
+    delivered: sum((s) => s.delivered),
+    lost: accepted - sum((s) => s.delivered),
     p50Ms: round(pct(lat, 0.5), 2),
     p99Ms: round(pct(lat, 0.99), 2),
     p998Ms: round(pct(lat, 0.998), 2),
     maxMs: round(lat[lat.length - 1] ?? 0, 2),
-    cpuUsPerMessageAtRate,
+    cpuUsPerMessageAtRate: Math.round((sum((s) => s.cpuMs) * 1000) / Math.max(1, accepted)),
   }
-  if (!isMqpush(target) || o.closedLoop === false) return result
+}
 
-  // closed loop: as many requests as the service accepts with `concurrency` in flight
+/**
+ * mqpush only — closed loop: as many push requests as the service accepts with `concurrency`
+ * in flight (wrk when available, else the bench's own Node client).
+ */
+export async function closedLoop(
+  target: MqpushTarget,
+  devices: DeviceCreds[],
+  o: { seconds: number; concurrency: number },
+): Promise<
+  Required<Pick<UnicastResult, 'maxAcceptedPerSec' | 'cpuUsPerPush' | 'closedLoopClient'>> & {
+    concurrency: number
+  }
+> {
   let maxAcceptedPerSec: number
   let acceptedClosed: number
   let closedClient: 'wrk' | 'node'
@@ -251,8 +358,6 @@ export async function unicast(
     })
     maxAcceptedPerSec = r.acceptedPerSec
     acceptedClosed = r.accepted
-    // let the deliveries of the last requests finish before the next scenario
-    await sleep(2000)
   } else {
     closedClient = 'node'
     let okClosed = 0
@@ -262,24 +367,27 @@ export async function unicast(
     await Promise.all(
       Array.from({ length: o.concurrency }, async () => {
         while (now() < until) {
-          if (await sendOne(k++)) okClosed++
+          const device = devices[k++ % devices.length] as DeviceCreds
+          if (await target.sendOne(device, `t=${now()}`)) okClosed++
         }
       }),
     )
     maxAcceptedPerSec = Math.round((okClosed / (now() - closedStart)) * 1000)
     acceptedClosed = okClosed
-    await sleep(2000)
   }
+  // the deliveries of the last requests are part of the cost (and done before what comes next)
+  await sleep(2000)
   return {
-    ...result,
     maxAcceptedPerSec,
-    cpuUsPerPush: Math.round(((cpuMs(target.pid) - cpuBefore) * 1000) / acceptedClosed),
+    cpuUsPerPush: Math.round(
+      ((cpuMs(target.pid) - cpuBefore) * 1000) / Math.max(1, acceptedClosed),
+    ),
     closedLoopClient: closedClient,
     concurrency: o.concurrency,
   }
 }
 
-const isMqpush = (t: Target): t is MqpushTarget => 'httpUrl' in t
+export const isMqpush = (t: Target): t is MqpushTarget => 'httpUrl' in t
 
 export interface OfflineResult {
   devices: number
@@ -293,7 +401,11 @@ export interface OfflineResult {
   expiredDelivered: number | null
 }
 
-/** offline: K devices away while Q messages each are queued, then all reconnect. */
+/**
+ * offline: K new devices away while Q messages each are queued, then all reconnect. One round;
+ * `npm run bench` runs several, the targets' rounds alternating, and reports the medians
+ * (`offlineSummary`).
+ */
 export async function offline(
   pool: WorkerPool,
   target: Target,
@@ -332,6 +444,35 @@ export async function offline(
     drainMs: Math.max(0, s.lastAt - t0),
     cpuUsPerDelivery: round((cpu * 1000) / Math.max(1, s.distinct), 1),
     expiredDelivered,
+  }
+}
+
+export interface OfflineSummary extends OfflineResult {
+  /** Every round's figures; the summary's times are their medians, its counts their sums. */
+  rounds: OfflineResult[]
+}
+
+/**
+ * Rounds of the offline scenario as one result: the drain time and the CPU per delivered
+ * message are the medians over the rounds, what was expected, delivered, duplicated or expired
+ * and delivered anyway the sums (a message lost in any round shows).
+ */
+export function offlineSummary(rounds: readonly OfflineResult[]): OfflineSummary {
+  const sum = (f: (r: OfflineResult) => number) => rounds.reduce((a, r) => a + f(r), 0)
+  const first = rounds[0]
+  if (!first) throw new Error('no offline rounds')
+  return {
+    devices: first.devices,
+    perDevice: first.perDevice,
+    expected: sum((r) => r.expected),
+    delivered: sum((r) => r.delivered),
+    duplicates: sum((r) => r.duplicates),
+    drainMs: median(rounds.map((r) => r.drainMs)),
+    cpuUsPerDelivery: median(rounds.map((r) => r.cpuUsPerDelivery)),
+    expiredDelivered: rounds.some((r) => r.expiredDelivered === null)
+      ? null
+      : sum((r) => r.expiredDelivered ?? 0),
+    rounds: [...rounds],
   }
 }
 

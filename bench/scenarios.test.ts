@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest'
+import {
+  alternate,
+  broadcastSummary,
+  offlineSummary,
+  unicastSummary,
+  type BroadcastRound,
+  type OfflineResult,
+  type UnicastSlice,
+} from './scenarios.js'
+
+// What `npm run bench` reports from rounds and slices measured in turns with other targets.
+
+describe('alternate', () => {
+  it('gives the targets in order on even turns and reversed on odd ones', () => {
+    const list = ['mqpush', 'aedes', 'mosquitto']
+    expect([0, 1, 2, 3].map((k) => alternate(list, k).join(' '))).toEqual([
+      'mqpush aedes mosquitto',
+      'mosquitto aedes mqpush',
+      'mqpush aedes mosquitto',
+      'mosquitto aedes mqpush',
+    ])
+    expect(list).toEqual(['mqpush', 'aedes', 'mosquitto']) // not reversed in place
+  })
+})
+
+describe('unicastSummary', () => {
+  const slice = (accepted: number, delivered: number, latencies: number[], cpuMs: number) =>
+    ({ seconds: 2, accepted, delivered, latencies, cpuMs }) satisfies UnicastSlice
+
+  it('merges the slices: percentiles over every latency, counts and CPU added', () => {
+    // 1000 latencies: 1..500 ms in one slice, 501..1000 in the other
+    const a = Array.from({ length: 500 }, (_, i) => i + 1)
+    const b = Array.from({ length: 500 }, (_, i) => 501 + i)
+    const r = unicastSummary(250, [slice(500, 500, b, 40), slice(502, 500, a, 60)])
+    expect(r).toMatchObject({
+      ratePerSec: 250,
+      seconds: 4,
+      accepted: 1002,
+      delivered: 1000,
+      lost: 2,
+      p50Ms: 501,
+      p99Ms: 991,
+      p998Ms: 999,
+      maxMs: 1000,
+      // 100 ms of CPU for 1002 messages
+      cpuUsPerMessageAtRate: 100,
+    })
+  })
+})
+
+describe('broadcastSummary', () => {
+  const round = (received: number, lastMs: number, cpu: number): BroadcastRound => ({
+    received,
+    lastMs,
+    deliveriesPerSec: Math.round((received / lastMs) * 1000),
+    cpuUsPerDelivery: cpu,
+    userCpuUsPerDelivery: cpu / 2,
+  })
+
+  it('gives the medians of the rounds and the fewest deliveries a round counted', () => {
+    const r = broadcastSummary(100, [round(100, 50, 40), round(99, 200, 90), round(100, 100, 50)])
+    expect(r).toMatchObject({
+      devices: 100,
+      received: 99,
+      lastMs: 100,
+      deliveriesPerSec: 1000,
+      cpuUsPerDelivery: 50,
+      userCpuUsPerDelivery: 25,
+    })
+    expect(r.rounds).toHaveLength(3)
+  })
+})
+
+describe('offlineSummary', () => {
+  const round = (o: Partial<OfflineResult>): OfflineResult => ({
+    devices: 10,
+    perDevice: 2,
+    expected: 20,
+    delivered: 20,
+    duplicates: 0,
+    drainMs: 100,
+    cpuUsPerDelivery: 50,
+    expiredDelivered: 0,
+    ...o,
+  })
+
+  it('gives the medians of the times and the sums of the counts, so a loss in any round shows', () => {
+    const r = offlineSummary([
+      round({ drainMs: 300, cpuUsPerDelivery: 70 }),
+      round({ drainMs: 100, delivered: 19, duplicates: 1 }),
+      round({ drainMs: 200, cpuUsPerDelivery: 60, expiredDelivered: 1 }),
+    ])
+    expect(r).toMatchObject({
+      devices: 10,
+      perDevice: 2,
+      expected: 60,
+      delivered: 59,
+      duplicates: 1,
+      drainMs: 200,
+      cpuUsPerDelivery: 60,
+      expiredDelivered: 1,
+    })
+    expect(r.rounds).toHaveLength(3)
+  })
+
+  it('has no expired count when a target cannot tell (a bare broker)', () => {
+    expect(offlineSummary([round({ expiredDelivered: null })]).expiredDelivered).toBeNull()
+  })
+
+  it('refuses no rounds', () => {
+    expect(() => offlineSummary([])).toThrow(/no offline rounds/)
+  })
+})
