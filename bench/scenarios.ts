@@ -194,6 +194,8 @@ export interface UnicastResult {
    * acknowledgements included: what a message costs when messages come one at a time.
    */
   cpuUsPerMessageAtRate: number
+  /** Each slice's own figures, when the fixed rate ran in slices (`npm run bench`). */
+  slices?: Array<{ accepted: number; lost: number; p50Ms: number; p998Ms: number; maxMs: number }>
   /** mqpush only — closed loop: accepted push requests per second at `concurrency` in flight. */
   maxAcceptedPerSec?: number
   /** mqpush only — closed loop: the service's CPU time per accepted push, delivery included. */
@@ -327,6 +329,18 @@ export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): U
     p998Ms: round(pct(lat, 0.998), 2),
     maxMs: round(lat[lat.length - 1] ?? 0, 2),
     cpuUsPerMessageAtRate: Math.round((sum((s) => s.cpuMs) * 1000) / Math.max(1, accepted)),
+    ...(slices.length > 1 && {
+      slices: slices.map((s) => {
+        const l = [...s.latencies].sort((a, b) => a - b)
+        return {
+          accepted: s.accepted,
+          lost: s.accepted - s.delivered,
+          p50Ms: round(pct(l, 0.5), 2),
+          p998Ms: round(pct(l, 0.998), 2),
+          maxMs: round(l[l.length - 1] ?? 0, 2),
+        }
+      }),
+    }),
   }
 }
 
