@@ -1,8 +1,16 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { WorkerPool } from './load/pool.js'
-import { ensureWrk, wrkPushRate } from './load/wrk.js'
-import { alternate, broadcast, hold, median, offline, unicast } from './scenarios.js'
+import { ensureWrk } from './load/wrk.js'
+import {
+  alternate,
+  broadcast,
+  closedLoop as scenarioClosedLoop,
+  hold,
+  median,
+  offline,
+  unicast,
+} from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
 import { cpuTimesMs, type Target } from './targets/target.js'
@@ -121,24 +129,12 @@ try {
     a.scenario === 'drain' ? [] : (await hold(pools[side], targets[side], devicesPer)).devices
   const devices = { baseline: await held('baseline'), 'this build': await held('this build') }
   const closedLoop = async (side: Side, s: number): Promise<Round> => {
-    const t = targets[side] as MqpushTarget
-    const before = cpuTimesMs(t.pid)
-    const r = await wrkPushRate({
-      url: `${t.httpUrl}/v1/messages`,
-      secret: t.secret,
-      regIds: devices[side].map((d) => d.clientId),
+    const r = await scenarioClosedLoop(targets[side] as MqpushTarget, devices[side], {
       seconds: s,
-      connections: 64,
+      concurrency: 64,
+      settleMs: 1000,
     })
-    // the deliveries of the last requests are part of the cost
-    await new Promise((done) => setTimeout(done, 1000))
-    const after = cpuTimesMs(t.pid)
-    const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, r.accepted))
-    return {
-      cpuUs: per(after.user - before.user + after.system - before.system),
-      userCpuUs: per(after.user - before.user),
-      perSec: r.acceptedPerSec,
-    }
+    return { cpuUs: r.cpuUsPerPush, userCpuUs: r.userCpuUsPerPush, perSec: r.maxAcceptedPerSec }
   }
   const fixedRate = async (side: Side): Promise<Round> => {
     const t = targets[side]

@@ -200,6 +200,8 @@ export interface UnicastResult {
   maxAcceptedPerSec?: number
   /** mqpush only — closed loop: the service's CPU time per accepted push, delivery included. */
   cpuUsPerPush?: number
+  /** mqpush only — closed loop: the user-space part of `cpuUsPerPush`. */
+  userCpuUsPerPush?: number
   /** What sent the closed loop: wrk when available, else the bench's own Node client. */
   closedLoopClient?: 'wrk' | 'node'
   concurrency?: number
@@ -346,21 +348,28 @@ export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): U
 
 /**
  * mqpush only — closed loop: as many push requests as the service accepts with `concurrency`
- * in flight (wrk when available, else the bench's own Node client).
+ * in flight (wrk when available, else the bench's own Node client). The service's CPU is read
+ * until `settleMs` after the last request (default 2 s): the deliveries of the last requests
+ * are part of the cost, and done before what comes next.
  */
 export async function closedLoop(
   target: MqpushTarget,
   devices: DeviceCreds[],
-  o: { seconds: number; concurrency: number },
+  o: { seconds: number; concurrency: number; settleMs?: number },
 ): Promise<
-  Required<Pick<UnicastResult, 'maxAcceptedPerSec' | 'cpuUsPerPush' | 'closedLoopClient'>> & {
+  Required<
+    Pick<
+      UnicastResult,
+      'maxAcceptedPerSec' | 'cpuUsPerPush' | 'userCpuUsPerPush' | 'closedLoopClient'
+    >
+  > & {
     concurrency: number
   }
 > {
   let maxAcceptedPerSec: number
   let acceptedClosed: number
   let closedClient: 'wrk' | 'node'
-  const cpuBefore = cpuMs(target.pid)
+  const before = cpuTimesMs(target.pid)
   if (ensureWrk()) {
     closedClient = 'wrk'
     const r = await wrkPushRate({
@@ -389,13 +398,13 @@ export async function closedLoop(
     maxAcceptedPerSec = Math.round((okClosed / (now() - closedStart)) * 1000)
     acceptedClosed = okClosed
   }
-  // the deliveries of the last requests are part of the cost (and done before what comes next)
-  await sleep(2000)
+  await sleep(o.settleMs ?? 2000)
+  const after = cpuTimesMs(target.pid)
+  const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, acceptedClosed))
   return {
     maxAcceptedPerSec,
-    cpuUsPerPush: Math.round(
-      ((cpuMs(target.pid) - cpuBefore) * 1000) / Math.max(1, acceptedClosed),
-    ),
+    cpuUsPerPush: per(after.user - before.user + after.system - before.system),
+    userCpuUsPerPush: per(after.user - before.user),
     closedLoopClient: closedClient,
     concurrency: o.concurrency,
   }
@@ -448,6 +457,10 @@ export async function offline(
   await sleep(100)
   const cpu = cpuMs(target.pid) - cpuBefore
   if (expiredDelivered !== null) expiredDelivered = s.expiredReceived
+  await pool.disconnect()
+  // a clean connect ends the round's sessions: no target carries earlier rounds' sessions
+  // into the next round (Mosquitto's drains got slower round after round)
+  await pool.connect(target.host, target.port, devices, { clean: true })
   await pool.disconnect()
   return {
     devices: k,
