@@ -76,7 +76,8 @@ const opts = {
 // every target's load workers bind the same loopback addresses (127.0.0.2, .3, …), and a
 // bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a minute)
 const targetsCount = opts.targets.length
-const perTarget = opts.devices + opts.offlineDevices * opts.offlineRounds
+// an offline device connects three times: to create its session, to drain, to end it
+const perTarget = opts.devices + opts.offlineDevices * opts.offlineRounds * 3
 if (perTarget * targetsCount > 25_000 * opts.workers) {
   throw new Error(
     `${targetsCount} targets × ${perTarget} connections need more than ` +
