@@ -12,9 +12,13 @@ interface Row {
   figure: string
   /** Reads the figure from one target's results. */
   get(r: Record<string, any>): number | undefined
+  /** The figure's lowest and highest over the target's rounds or slices, when it has them. */
+  spread?(r: Record<string, any>): number[] | undefined
   unit: string
   better: 'higher' | 'lower'
   budget?: (mqpush: number, base: Record<string, number | undefined>) => string
+  /** The budget compares mqpush with this baseline: say when their rounds' ranges overlap. */
+  against?: 'aedes' | 'mosquitto'
 }
 
 const ROWS: Row[] = [
@@ -34,32 +38,39 @@ const ROWS: Row[] = [
   {
     figure: 'broadcast to all: deliveries per second',
     get: (r) => r.broadcastAll?.deliveriesPerSec,
+    spread: (r) => r.broadcastAll?.rounds?.map((x: any) => x.deliveriesPerSec),
     unit: '/s',
     better: 'higher',
     budget: (m, b) => (b.aedes === undefined ? '' : verdict(m >= b.aedes, '≥ plain Aedes')),
+    against: 'aedes',
   },
   {
     figure: 'broadcast to all: last device after',
     get: (r) => r.broadcastAll?.lastMs,
+    spread: (r) => r.broadcastAll?.rounds?.map((x: any) => x.lastMs),
     unit: 'ms',
     better: 'lower',
   },
   {
     figure: 'broadcast to all: broker CPU per delivery',
     get: (r) => r.broadcastAll?.cpuUsPerDelivery,
+    spread: (r) => r.broadcastAll?.rounds?.map((x: any) => x.cpuUsPerDelivery),
     unit: 'µs',
     better: 'lower',
   },
   {
     figure: 'broadcast to a topic: deliveries per second',
     get: (r) => r.broadcastTopic?.deliveriesPerSec,
+    spread: (r) => r.broadcastTopic?.rounds?.map((x: any) => x.deliveriesPerSec),
     unit: '/s',
     better: 'higher',
     budget: (m, b) => (b.aedes === undefined ? '' : verdict(m >= b.aedes, '≥ plain Aedes')),
+    against: 'aedes',
   },
   {
     figure: 'unicast at fixed rate: p50',
     get: (r) => r.unicast?.p50Ms,
+    spread: (r) => r.unicast?.slices?.map((x: any) => x.p50Ms),
     unit: 'ms',
     better: 'lower',
   },
@@ -72,6 +83,7 @@ const ROWS: Row[] = [
   {
     figure: 'unicast at fixed rate: p99.8',
     get: (r) => r.unicast?.p998Ms,
+    spread: (r) => r.unicast?.slices?.map((x: any) => x.p998Ms),
     unit: 'ms',
     better: 'lower',
     // with whether each baseline met it in the same run: the tail depends on the machine
@@ -85,6 +97,7 @@ const ROWS: Row[] = [
   {
     figure: 'unicast at fixed rate: max',
     get: (r) => r.unicast?.maxMs,
+    spread: (r) => r.unicast?.slices?.map((x: any) => x.maxMs),
     unit: 'ms',
     better: 'lower',
   },
@@ -118,13 +131,16 @@ const ROWS: Row[] = [
   {
     figure: 'offline: time to drain every queue',
     get: (r) => r.offline?.drainMs,
+    spread: (r) => r.offline?.rounds?.map((x: any) => x.drainMs),
     unit: 'ms',
     better: 'lower',
     budget: (m, b) => (b.mosquitto === undefined ? '' : verdict(m <= b.mosquitto, '≤ Mosquitto')),
+    against: 'mosquitto',
   },
   {
     figure: 'offline: broker CPU per delivered message (reconnects included)',
     get: (r) => r.offline?.cpuUsPerDelivery,
+    spread: (r) => r.offline?.rounds?.map((x: any) => x.cpuUsPerDelivery),
     unit: 'µs',
     better: 'lower',
   },
@@ -163,9 +179,25 @@ function verdict(ok: boolean, budget: string): string {
 
 function fmt(x: number | undefined, unit: string): string {
   if (x === undefined || Number.isNaN(x)) return '—'
-  const v =
-    Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : String(Math.round(x * 100) / 100)
-  return unit ? `${v} ${unit}` : v
+  return unit ? `${num(x)} ${unit}` : num(x)
+}
+
+function num(x: number): string {
+  return Math.abs(x) >= 100
+    ? Math.round(x).toLocaleString('en-US')
+    : String(Math.round(x * 100) / 100)
+}
+
+/** Lowest and highest of a target's rounds, or undefined for fewer than two. */
+function range(values: number[] | undefined): [number, number] | undefined {
+  if (!values || values.length < 2) return undefined
+  return [Math.min(...values), Math.max(...values)]
+}
+
+/** A figure with its rounds' range: `22,573 /s (19,801–23,923)`. */
+function cell(x: number | undefined, unit: string, spread: [number, number] | undefined): string {
+  const v = fmt(x, unit)
+  return spread && x !== undefined ? `${v} (${num(spread[0])}–${num(spread[1])})` : v
 }
 
 function ratio(m: number | undefined, b: number | undefined): string {
@@ -182,6 +214,10 @@ export function renderMarkdown(report: BenchReport): string {
     `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}. ` +
       `Options: ${JSON.stringify(report.options)}`,
     '',
+    "Figures measured in rounds are medians (the fixed rate's: over all its messages), with " +
+      'the lowest and highest round or 2 s slice in brackets; a budget verdict against a ' +
+      "baseline says when the two targets' rounds overlap.",
+    '',
     '| figure | mqpush | plain Aedes | Mosquitto | mqpush ÷ Aedes | mqpush ÷ Mosquitto | budget |',
     '|---|---|---|---|---|---|---|',
   ]
@@ -190,11 +226,17 @@ export function renderMarkdown(report: BenchReport): string {
     const av = aedes ? row.get(aedes) : undefined
     const sv = mosq ? row.get(mosq) : undefined
     if (mv === undefined && av === undefined && sv === undefined) continue
+    const spreadOf = (t: Record<string, any> | undefined) =>
+      t && row.spread ? range(row.spread(t)) : undefined
+    const ms = spreadOf(m)
+    const as = spreadOf(aedes)
+    const ss = spreadOf(mosq)
+    let budget = mv !== undefined && row.budget ? row.budget(mv, { aedes: av, mosquitto: sv }) : ''
+    const base = row.against === 'aedes' ? as : row.against === 'mosquitto' ? ss : undefined
+    if (budget && ms && base && ms[0] <= base[1] && base[0] <= ms[1]) budget += ' (rounds overlap)'
     const arrow = row.better === 'higher' ? '↑' : '↓'
     lines.push(
-      `| ${row.figure} (${arrow} better) | ${fmt(mv, row.unit)} | ${fmt(av, row.unit)} | ${fmt(sv, row.unit)} | ${ratio(mv, av)} | ${ratio(mv, sv)} | ${
-        mv !== undefined && row.budget ? row.budget(mv, { aedes: av, mosquitto: sv }) : ''
-      } |`,
+      `| ${row.figure} (${arrow} better) | ${cell(mv, row.unit, ms)} | ${cell(av, row.unit, as)} | ${cell(sv, row.unit, ss)} | ${ratio(mv, av)} | ${ratio(mv, sv)} | ${budget} |`,
     )
   }
   return lines.join('\n')

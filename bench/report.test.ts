@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest'
+import { renderMarkdown, type BenchReport } from './report.js'
+
+const report = (results: BenchReport['results']): BenchReport => ({
+  startedAt: '2026-12-06T00:00:00.000Z',
+  machine: { cpus: 2, cpuModel: 'test', memoryGb: 1, node: 'v20' },
+  options: {},
+  results,
+})
+
+const broadcast = (...rates: number[]) => ({
+  broadcastAll: {
+    deliveriesPerSec: [...rates].sort((a, b) => a - b)[Math.floor(rates.length / 2)],
+    rounds: rates.map((deliveriesPerSec) => ({ deliveriesPerSec })),
+  },
+})
+
+const rowOf = (md: string, figure: string) =>
+  md.split('\n').find((l) => l.startsWith(`| ${figure}`))
+
+describe('renderMarkdown', () => {
+  it("shows each target's lowest and highest round beside the median", () => {
+    const md = renderMarkdown(
+      report({ mqpush: broadcast(900, 1000, 1200), aedes: broadcast(2000, 2100, 2200) }),
+    )
+    expect(rowOf(md, 'broadcast to all: deliveries per second')).toContain(
+      '| 1,000 /s (900–1,200) | 2,100 /s (2,000–2,200) |',
+    )
+  })
+
+  it('says when a verdict against a baseline falls within the overlap of their rounds', () => {
+    const overlapping = renderMarkdown(
+      report({ mqpush: broadcast(900, 1000, 1200), aedes: broadcast(1100, 1150, 1300) }),
+    )
+    expect(rowOf(overlapping, 'broadcast to all: deliveries per second')).toContain(
+      '≥ plain Aedes ❌ (rounds overlap) |',
+    )
+    const apart = renderMarkdown(
+      report({ mqpush: broadcast(900, 1000, 1050), aedes: broadcast(1100, 1150, 1300) }),
+    )
+    const row = rowOf(apart, 'broadcast to all: deliveries per second')
+    expect(row).toContain('≥ plain Aedes ❌ |')
+    expect(row).not.toContain('overlap')
+  })
+
+  it('gives no range for a figure measured once', () => {
+    const md = renderMarkdown(report({ mqpush: broadcast(1000) }))
+    expect(rowOf(md, 'broadcast to all: deliveries per second')).toContain('| 1,000 /s |')
+  })
+
+  it("ranges the fixed rate's percentiles over its slices", () => {
+    const md = renderMarkdown(
+      report({
+        mqpush: {
+          unicast: {
+            p998Ms: 30.7,
+            slices: [{ p998Ms: 15.42 }, { p998Ms: 31.3 }, { p998Ms: 20 }],
+          },
+        },
+      }),
+    )
+    expect(rowOf(md, 'unicast at fixed rate: p99.8')).toContain('| 30.7 ms (15.42–31.3) |')
+  })
+})
