@@ -74,14 +74,21 @@ const opts = {
   out: a.out,
 }
 // every target's load workers bind the same loopback addresses (127.0.0.2, .3, …), and a
-// bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a minute)
-const targetsCount = opts.targets.length
-// an offline device connects three times: to create its session, to drain, to end it
-const perTarget = opts.devices + opts.offlineDevices * opts.offlineRounds * 3
-if (perTarget * targetsCount > 25_000 * opts.workers) {
+// bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a
+// minute). A target's devices connect: those held once; an offline device, each round, to
+// create its session, to drain and (a bare broker) to end it; the restart's 1000 twice.
+const wanted = (s: string) => opts.scenarios.has(s)
+const connectionsOf = (target: string) =>
+  (['hold', 'broadcast', 'unicast'].some(wanted) ? opts.devices : 0) +
+  (wanted('offline')
+    ? opts.offlineDevices * opts.offlineRounds * (target === 'mqpush' ? 2 : 3)
+    : 0) +
+  (wanted('restart') && target === 'mqpush' ? 2000 : 0)
+const connections = opts.targets.reduce((n, t) => n + connectionsOf(t), 0)
+if (connections > 25_000 * opts.workers) {
   throw new Error(
-    `${targetsCount} targets × ${perTarget} connections need more than ` +
-      `${opts.workers} load workers (one loopback address each, ~28000 ports): raise --workers`,
+    `${connections} connections need more than ${opts.workers} load workers ` +
+      `(one loopback address each, ~28000 ports): raise --workers`,
   )
 }
 if (opts.devices > 18_000) {
@@ -129,13 +136,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 /*
- * All targets run side by side, each with its own load workers, and every scenario measures
- * them one after the other before the next scenario begins: a ratio then compares figures taken
- * within a minute of each other, not several minutes apart (on a shared machine, a different
- * machine). Idle, a target holding its devices costs ~1 % of a core; before each measurement
- * the others are given time to finish what they still do after theirs (write-behind commits,
- * checkpoints, collections), and the order of the targets alternates from one scenario to the
- * next, so that no target always comes first or last.
+ * All targets run side by side, each with its own load workers, and within each scenario their
+ * measured rounds alternate (A B C, C B A …, see `inTurn`): a ratio then compares figures taken
+ * in the same minutes, not several minutes apart (on a shared machine, a different machine).
+ * Idle, a target holding its devices costs ~1 % of a core; before each round the others are
+ * given time to finish what they still do after theirs (write-behind commits, checkpoints,
+ * collections).
  */
 const settle = async (measured: Running): Promise<void> => {
   const others = running.filter((o) => o !== measured)
@@ -217,7 +223,6 @@ try {
   // bad moments of the machine: every target then meets the same minutes), then mqpush's
   // closed loop
   const slices = Math.max(1, Math.floor(opts.seconds / 2))
-  const sliceSeconds = opts.seconds / slices
   const unicast = new Map<Running, scenario.UnicastSlice[]>()
   for await (const t of inTurn(each('unicast'))) {
     console.error(
@@ -228,13 +233,13 @@ try {
   }
   for (let i = 0; i < slices; i++) {
     for await (const t of inTurn(each('unicast'))) {
-      const first = Math.round(i * sliceSeconds * opts.rate)
+      const { first, count } = scenario.sliceOf(opts.rate, opts.seconds, slices, i)
       const slice = await scenario.unicastSlice(
         t.pool,
         t.target,
         t.devices,
         opts.rate,
-        sliceSeconds,
+        count,
         first,
       )
       unicast.get(t)?.push(slice)

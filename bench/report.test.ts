@@ -61,4 +61,24 @@ describe('renderMarkdown', () => {
     )
     expect(rowOf(md, 'unicast at fixed rate: p99.8')).toContain('| 30.7 ms (15.42–31.3) |')
   })
+
+  it('compares a lower-is-better row against its baseline the same way (the drain)', () => {
+    const drain = (...ms: number[]) => ({
+      offline: {
+        expected: 1,
+        delivered: 1,
+        drainMs: [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)],
+        rounds: ms.map((drainMs) => ({ drainMs })),
+      },
+    })
+    const row = (m: number[], b: number[]) =>
+      rowOf(
+        renderMarkdown(report({ mqpush: drain(...m), mosquitto: drain(...b) })),
+        'offline: time to drain every queue',
+      )
+    expect(row([900, 1000, 1100], [1200, 1300, 1400])).toContain('≤ Mosquitto ✅ |')
+    expect(row([900, 1250, 1300], [1000, 1200, 1400])).toContain(
+      '≤ Mosquitto ❌ (rounds overlap) |',
+    )
+  })
 })

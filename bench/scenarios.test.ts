@@ -3,6 +3,7 @@ import {
   alternate,
   broadcastSummary,
   offlineSummary,
+  sliceOf,
   unicastSummary,
   type BroadcastRound,
   type OfflineResult,
@@ -46,6 +47,15 @@ describe('unicastSummary', () => {
       // 100 ms of CPU for 1002 messages
       cpuUsPerMessageAtRate: 100,
     })
+  })
+
+  it("keeps each slice's own figures, and none for a single slice", () => {
+    const r = unicastSummary(250, [slice(4, 4, [1, 2, 3, 4], 1), slice(3, 2, [10, 20], 1)])
+    expect(r.slices?.map((s) => [s.accepted, s.lost, s.maxMs])).toEqual([
+      [4, 0, 4],
+      [3, 1, 20],
+    ])
+    expect(unicastSummary(250, [slice(2, 2, [1, 2], 1)]).slices).toBeUndefined()
   })
 })
 
@@ -110,5 +120,24 @@ describe('offlineSummary', () => {
 
   it('refuses no rounds', () => {
     expect(() => offlineSummary([])).toThrow(/no offline rounds/)
+  })
+})
+
+describe('sliceOf', () => {
+  it('cuts the fixed rate into slices that follow each other and add up to rate × seconds', () => {
+    for (const [rate, seconds, slices] of [
+      [2000, 10, 5],
+      [1, 5, 2],
+      [3, 7, 3],
+      [100, 2, 1],
+    ] as const) {
+      let next = 0
+      for (let i = 0; i < slices; i++) {
+        const { first, count } = sliceOf(rate, seconds, slices, i)
+        expect(first).toBe(next)
+        next = first + count
+      }
+      expect(next).toBe(Math.round(rate * seconds))
+    }
   })
 })

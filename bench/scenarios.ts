@@ -172,6 +172,7 @@ export function alternate<T>(list: readonly T[], k: number): T[] {
   return k % 2 === 0 ? [...list] : [...list].reverse()
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
 export function median(values: readonly number[]): number {
   const v = [...values].sort((x, y) => x - y)
   const mid = v.length >> 1
@@ -223,7 +224,7 @@ export async function unicast(
 ): Promise<UnicastResult> {
   await unicastWarmUp(pool, target, devices, o.rate)
   const result = unicastSummary(o.rate, [
-    await unicastSlice(pool, target, devices, o.rate, o.seconds, 0),
+    await unicastSlice(pool, target, devices, o.rate, Math.round(o.rate * o.seconds), 0),
   ])
   if (!isMqpush(target) || o.closedLoop === false) return result
   return { ...result, ...(await closedLoop(target, devices, o)) }
@@ -246,10 +247,9 @@ async function openLoop(
   target: Target,
   devices: DeviceCreds[],
   rate: number,
-  seconds: number,
+  total: number,
   first: number,
 ): Promise<number> {
-  const total = Math.round(rate * seconds)
   let ok = 0
   let failed = 0
   let firstError: unknown
@@ -286,25 +286,41 @@ export async function unicastWarmUp(
   rate: number,
 ): Promise<void> {
   await pool.reset()
-  const warm = await openLoop(target, devices, rate, 2, 0)
+  const warm = await openLoop(target, devices, rate, Math.round(rate * 2), 0)
   await pool.waitFor((st) => st.distinct >= warm, 30_000)
 }
 
 /**
- * `seconds` of the fixed rate, measured; messages go to the devices from the `first`-th on
- * (slices that follow each other pass on through the devices).
+ * Slice `i` of `slices` of the fixed rate: its first message's number and how many it sends.
+ * The slices follow each other without gap or overlap and add up to `rate × seconds` messages
+ * (rounded), whatever the rate.
+ */
+export function sliceOf(
+  rate: number,
+  seconds: number,
+  slices: number,
+  i: number,
+): { first: number; count: number } {
+  const at = (k: number) => Math.round((rate * seconds * k) / slices)
+  return { first: at(i), count: at(i + 1) - at(i) }
+}
+
+/**
+ * `count` messages of the fixed rate, measured; they go to the devices from the `first`-th on
+ * (slices that follow each other pass on through the devices, see `sliceOf`).
  */
 export async function unicastSlice(
   pool: WorkerPool,
   target: Target,
   devices: DeviceCreds[],
   rate: number,
-  seconds: number,
+  count: number,
   first: number,
 ): Promise<UnicastSlice> {
+  const seconds = count / rate
   await pool.reset()
   const cpuBefore = cpuMs(target.pid)
-  const accepted = await openLoop(target, devices, rate, seconds, first)
+  const accepted = await openLoop(target, devices, rate, count, first)
   const s = await pool.waitFor((st) => st.distinct >= accepted, 30_000)
   return {
     seconds,
@@ -458,10 +474,19 @@ export async function offline(
   const cpu = cpuMs(target.pid) - cpuBefore
   if (expiredDelivered !== null) expiredDelivered = s.expiredReceived
   await pool.disconnect()
-  // a clean connect ends the round's sessions: no target carries earlier rounds' sessions
-  // into the next round (Mosquitto's drains got slower round after round)
-  await pool.connect(target.host, target.port, devices, { clean: true })
-  await pool.disconnect()
+  // a bare broker's sessions of this round end with a clean connect, so that it does not carry
+  // earlier rounds' sessions into the next (Mosquitto's drains got slower round after round).
+  // mqpush refuses clean sessions (CONNACK 5): a device's session lasts as long as its
+  // registration, and the round's devices stay registered, as an app's would
+  if (!isMqpush(target)) {
+    const ended = await pool.connect(target.host, target.port, devices, { clean: true })
+    if (ended.failed > 0) {
+      console.error(
+        `  ${target.name}: ${ended.failed} sessions not ended after the round: ${ended.firstError}`,
+      )
+    }
+    await pool.disconnect()
+  }
   return {
     devices: k,
     perDevice: q,
