@@ -9,6 +9,7 @@ import {
   hold,
   median,
   offline,
+  offlineConnectionsPerDevice,
   unicast,
 } from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
@@ -84,10 +85,12 @@ if (devicesPer > 18_000 || offlineDevices > 18_000)
   throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
 const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
 // both builds' load workers bind the same two loopback addresses (~28000 ports each, and a
-// closed connection's port stays taken for a minute); a drain round's devices connect twice to
-// mqpush and three times to a bare broker (the third ends their sessions)
+// closed connection's port stays taken for a minute)
 if (a.scenario === 'drain') {
-  const perAddress = (offlineDevices * (rounds + 1) * (2 + (bare ? 3 : 2))) / 2
+  const perDevice =
+    offlineConnectionsPerDevice('mqpush') +
+    offlineConnectionsPerDevice(bare ? a.baseline : 'mqpush')
+  const perAddress = (offlineDevices * (rounds + 1) * perDevice) / 2
   if (perAddress > 28_000) {
     console.error(
       `warning: ${perAddress} connections per loopback address in a few minutes: ports may ` +

@@ -81,7 +81,7 @@ const wanted = (s: string) => opts.scenarios.has(s)
 const connectionsOf = (target: string) =>
   (['hold', 'broadcast', 'unicast'].some(wanted) ? opts.devices : 0) +
   (wanted('offline')
-    ? opts.offlineDevices * opts.offlineRounds * (target === 'mqpush' ? 2 : 3)
+    ? opts.offlineDevices * opts.offlineRounds * scenario.offlineConnectionsPerDevice(target)
     : 0) +
   (wanted('restart') && target === 'mqpush' ? 2000 : 0)
 const connections = opts.targets.reduce((n, t) => n + connectionsOf(t), 0)

@@ -21,6 +21,17 @@ interface Row {
   against?: 'aedes' | 'mosquitto'
 }
 
+/**
+ * A figure of a scenario measured in rounds (the fixed rate: in slices): the summary's value,
+ * and the same field of every round for its range.
+ */
+function inRounds(scenario: string, field: string, rounds = 'rounds'): Pick<Row, 'get' | 'spread'> {
+  return {
+    get: (r) => r[scenario]?.[field],
+    spread: (r) => r[scenario]?.[rounds]?.map((x: Record<string, number>) => x[field]),
+  }
+}
+
 const ROWS: Row[] = [
   {
     figure: 'hold: memory per connected device',
@@ -37,8 +48,7 @@ const ROWS: Row[] = [
   },
   {
     figure: 'broadcast to all: deliveries per second',
-    get: (r) => r.broadcastAll?.deliveriesPerSec,
-    spread: (r) => r.broadcastAll?.rounds?.map((x: any) => x.deliveriesPerSec),
+    ...inRounds('broadcastAll', 'deliveriesPerSec'),
     unit: '/s',
     better: 'higher',
     budget: (m, b) => (b.aedes === undefined ? '' : verdict(m >= b.aedes, '≥ plain Aedes')),
@@ -46,22 +56,19 @@ const ROWS: Row[] = [
   },
   {
     figure: 'broadcast to all: last device after',
-    get: (r) => r.broadcastAll?.lastMs,
-    spread: (r) => r.broadcastAll?.rounds?.map((x: any) => x.lastMs),
+    ...inRounds('broadcastAll', 'lastMs'),
     unit: 'ms',
     better: 'lower',
   },
   {
     figure: 'broadcast to all: broker CPU per delivery',
-    get: (r) => r.broadcastAll?.cpuUsPerDelivery,
-    spread: (r) => r.broadcastAll?.rounds?.map((x: any) => x.cpuUsPerDelivery),
+    ...inRounds('broadcastAll', 'cpuUsPerDelivery'),
     unit: 'µs',
     better: 'lower',
   },
   {
     figure: 'broadcast to a topic: deliveries per second',
-    get: (r) => r.broadcastTopic?.deliveriesPerSec,
-    spread: (r) => r.broadcastTopic?.rounds?.map((x: any) => x.deliveriesPerSec),
+    ...inRounds('broadcastTopic', 'deliveriesPerSec'),
     unit: '/s',
     better: 'higher',
     budget: (m, b) => (b.aedes === undefined ? '' : verdict(m >= b.aedes, '≥ plain Aedes')),
@@ -69,8 +76,7 @@ const ROWS: Row[] = [
   },
   {
     figure: 'unicast at fixed rate: p50',
-    get: (r) => r.unicast?.p50Ms,
-    spread: (r) => r.unicast?.slices?.map((x: any) => x.p50Ms),
+    ...inRounds('unicast', 'p50Ms', 'slices'),
     unit: 'ms',
     better: 'lower',
   },
@@ -82,8 +88,7 @@ const ROWS: Row[] = [
   },
   {
     figure: 'unicast at fixed rate: p99.8',
-    get: (r) => r.unicast?.p998Ms,
-    spread: (r) => r.unicast?.slices?.map((x: any) => x.p998Ms),
+    ...inRounds('unicast', 'p998Ms', 'slices'),
     unit: 'ms',
     better: 'lower',
     // with whether each baseline met it in the same run: the tail depends on the machine
@@ -96,8 +101,7 @@ const ROWS: Row[] = [
   },
   {
     figure: 'unicast at fixed rate: max',
-    get: (r) => r.unicast?.maxMs,
-    spread: (r) => r.unicast?.slices?.map((x: any) => x.maxMs),
+    ...inRounds('unicast', 'maxMs', 'slices'),
     unit: 'ms',
     better: 'lower',
   },
@@ -130,8 +134,7 @@ const ROWS: Row[] = [
   },
   {
     figure: 'offline: time to drain every queue',
-    get: (r) => r.offline?.drainMs,
-    spread: (r) => r.offline?.rounds?.map((x: any) => x.drainMs),
+    ...inRounds('offline', 'drainMs'),
     unit: 'ms',
     better: 'lower',
     budget: (m, b) => (b.mosquitto === undefined ? '' : verdict(m <= b.mosquitto, '≤ Mosquitto')),
@@ -139,8 +142,7 @@ const ROWS: Row[] = [
   },
   {
     figure: 'offline: broker CPU per delivered message (reconnects included)',
-    get: (r) => r.offline?.cpuUsPerDelivery,
-    spread: (r) => r.offline?.rounds?.map((x: any) => x.cpuUsPerDelivery),
+    ...inRounds('offline', 'cpuUsPerDelivery'),
     unit: 'µs',
     better: 'lower',
   },
