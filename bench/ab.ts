@@ -13,11 +13,12 @@ import {
   unicast,
 } from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
-import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
-import { cpuTimesMs, type Target } from './targets/target.js'
+import { startMqpush } from './targets/mqpush.js'
+import { cpuTimesMs, type HttpPushTarget, type Target } from './targets/target.js'
 
 /**
- * `npm run bench:ab`: this build against another one (or plain Aedes, or Mosquitto), both running at once,
+ * `npm run bench:ab`: this build against another one (or plain Aedes, Mosquitto, or plain Aedes
+ * behind a bare node:http push endpoint: `aedes-http`), both running at once,
  * with the measured rounds alternating between them (A B, B A, A B …). On a shared machine a
  * run-to-run comparison moves by 10–50 %; rounds that alternate within one minute see the same
  * machine. Scenarios: `broadcast` (to all, CPU per delivery), `closed-loop` (wrk, CPU per
@@ -41,9 +42,11 @@ const { values: a } = parseArgs({
   },
 })
 if (a.help || !a.baseline) {
-  console.log(`npm run bench:ab -- --baseline DIR|aedes|mosquitto [options]
+  console.log(`npm run bench:ab -- --baseline DIR|aedes|mosquitto|aedes-http [options]
   --baseline DIR         another checkout, built (DIR/dist/api/main.js); or "aedes" or
-                         "mosquitto" (not closed-loop; Mosquitto is installed from Debian if missing)
+                         "mosquitto" (not closed-loop; Mosquitto is installed from Debian if
+                         missing); or "aedes-http", plain Aedes behind a bare node:http push
+                         endpoint (closed-loop and fixed-rate: the floor of an HTTP push)
   --scenario broadcast|closed-loop|fixed-rate|drain                             [broadcast]
   --rounds N             measured rounds of each build                         [10]
   --devices N            broadcast, closed-loop, fixed-rate: devices held online [10000]
@@ -84,6 +87,9 @@ const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
 if (devicesPer > 18_000 || offlineDevices > 18_000)
   throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
 const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
+if (a.baseline === 'aedes-http' && a.scenario !== 'closed-loop' && a.scenario !== 'fixed-rate') {
+  throw new Error('the aedes-http baseline runs closed-loop and fixed-rate only')
+}
 // both builds' load workers bind the same two loopback addresses (~28000 ports each, and a
 // closed connection's port stays taken for a minute)
 if (a.scenario === 'drain') {
@@ -99,7 +105,7 @@ if (a.scenario === 'drain') {
   }
 }
 if (a.scenario === 'closed-loop' && (bare || !ensureWrk())) {
-  throw new Error('closed-loop needs two mqpush builds and wrk')
+  throw new Error('closed-loop needs wrk and two HTTP targets (mqpush builds, or aedes-http)')
 }
 
 interface Round {
@@ -126,8 +132,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 const targets: Record<Side, Target> = {
   baseline:
-    a.baseline === 'aedes'
-      ? await startPlainAedes()
+    a.baseline === 'aedes' || a.baseline === 'aedes-http'
+      ? await startPlainAedes({ http: a.baseline === 'aedes-http' })
       : a.baseline === 'mosquitto'
         ? await startMosquitto()
         : await startMqpush({}, resolve(a.baseline, 'dist/api/main.js')),
@@ -144,7 +150,7 @@ try {
     a.scenario === 'drain' ? [] : (await hold(pools[side], targets[side], devicesPer)).devices
   const devices = { baseline: await held('baseline'), 'this build': await held('this build') }
   const closedLoop = async (side: Side, s: number): Promise<Round> => {
-    const r = await scenarioClosedLoop(targets[side] as MqpushTarget, devices[side], {
+    const r = await scenarioClosedLoop(targets[side] as HttpPushTarget, devices[side], {
       seconds: s,
       concurrency: 64,
       settleMs: 1000,

@@ -6,20 +6,21 @@ import { WorkerPool } from './load/pool.js'
 import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
-import { type MqpushTarget, startMqpush } from './targets/mqpush.js'
-import { cpuMs, type Target } from './targets/target.js'
+import { startMqpush } from './targets/mqpush.js'
+import { cpuMs, takesHttpPushes, type Target } from './targets/target.js'
 import type { DeviceCreds } from './load/protocol.js'
 
 /**
  * `npm run bench`: drives mqpush (full pipeline, embedded store) and, as baselines measured in
- * the same run with the same load generator, plain Aedes (in-memory) and Mosquitto.
+ * the same run with the same load generator, plain Aedes (in-memory), Mosquitto and, for the
+ * HTTP → device unicast, plain Aedes behind the least HTTP push endpoint there can be.
  * Every figure of mqpush is also given as a ratio to the baselines, which holds on a noisy
  * machine. Nothing here asserts a speed.
  */
 const { values: a } = parseArgs({
   options: {
     scenarios: { type: 'string', default: 'hold,broadcast,unicast,offline,restart' },
-    targets: { type: 'string', default: 'mqpush,aedes,mosquitto' },
+    targets: { type: 'string', default: 'mqpush,aedes,mosquitto,aedes-http' },
     devices: { type: 'string', default: '10000' },
     rate: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '10' },
@@ -38,7 +39,9 @@ const { values: a } = parseArgs({
 if (a.help) {
   console.log(`npm run bench -- [options]
   --scenarios hold,broadcast,unicast,offline,restart
-  --targets mqpush,aedes,mosquitto     baselines run the scenarios a bare broker can run
+  --targets mqpush,aedes,mosquitto,aedes-http
+                         baselines run the scenarios a bare broker can run; aedes-http
+                         (plain Aedes behind a bare node:http push endpoint) hold and unicast
   --devices N            devices held online (hold, broadcast, unicast)      [10000]
   --rate R               unicast push requests per second                   [2000]
   --seconds S            length of each unicast phase                       [10]
@@ -77,13 +80,25 @@ const opts = {
 // bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a
 // minute). A target's devices connect: those held once; an offline device, each round, to
 // create its session, to drain and (a bare broker) to end it; the restart's 1000 twice.
-const wanted = (s: string) => opts.scenarios.has(s)
+/** The scenarios a target runs: a bare broker what a bare broker can, aedes-http the unicast. */
+const SCENARIOS_OF: Record<string, string[]> = {
+  mqpush: ['hold', 'broadcast', 'unicast', 'offline', 'restart'],
+  aedes: ['hold', 'broadcast', 'unicast', 'offline'],
+  mosquitto: ['hold', 'broadcast', 'unicast', 'offline'],
+  'aedes-http': ['hold', 'unicast'],
+}
+for (const t of opts.targets) {
+  if (!SCENARIOS_OF[t])
+    throw new Error(`unknown target ${t} (mqpush, aedes, mosquitto, aedes-http)`)
+}
+const runs = (target: string, s: string) =>
+  opts.scenarios.has(s) && (SCENARIOS_OF[target] as string[]).includes(s)
 const connectionsOf = (target: string) =>
-  (['hold', 'broadcast', 'unicast'].some(wanted) ? opts.devices : 0) +
-  (wanted('offline')
+  (['hold', 'broadcast', 'unicast'].some((s) => runs(target, s)) ? opts.devices : 0) +
+  (runs(target, 'offline')
     ? opts.offlineDevices * opts.offlineRounds * scenario.offlineConnectionsPerDevice(target)
     : 0) +
-  (wanted('restart') && target === 'mqpush' ? 2000 : 0)
+  (runs(target, 'restart') ? 2000 : 0)
 const connections = opts.targets.reduce((n, t) => n + connectionsOf(t), 0)
 if (connections > 25_000 * opts.workers) {
   throw new Error(
@@ -172,19 +187,14 @@ try {
   for (const name of opts.targets) {
     if (name === 'mosquitto' && !ensureMosquitto()) continue
     const isMqpush = name === 'mqpush'
-    const wants = (s: string) =>
-      opts.scenarios.has(s) && (isMqpush || ['hold', 'broadcast', 'unicast', 'offline'].includes(s))
+    const wants = (s: string) => runs(name, s)
     if (!['hold', 'broadcast', 'unicast', 'offline', 'restart'].some(wants)) continue
     const target: Target =
       name === 'mqpush'
         ? await startMqpush()
-        : name === 'aedes'
-          ? await startPlainAedes()
-          : name === 'mosquitto'
-            ? await startMosquitto()
-            : (() => {
-                throw new Error(`unknown target ${name}`)
-              })()
+        : name === 'mosquitto'
+          ? await startMosquitto()
+          : await startPlainAedes({ http: name === 'aedes-http' })
     const r: Record<string, unknown> = {}
     report.results[name] = r
     // pushed at once, so that a failure from here on stops it too
@@ -220,7 +230,7 @@ try {
     }
   }
   // the fixed rate in slices of about 2 s, the targets' slices alternating (a tail is a few
-  // bad moments of the machine: every target then meets the same minutes), then mqpush's
+  // bad moments of the machine: every target then meets the same minutes), then the HTTP targets'
   // closed loop
   const slices = Math.max(1, Math.floor(opts.seconds / 2))
   const unicast = new Map<Running, scenario.UnicastSlice[]>()
@@ -246,9 +256,10 @@ try {
     }
   }
   for (const [t, measured] of unicast) t.r.unicast = scenario.unicastSummary(opts.rate, measured)
-  for await (const t of inTurn(each('unicast').filter((x) => x.isMqpush))) {
+  for await (const t of inTurn(each('unicast').filter((x) => takesHttpPushes(x.target)))) {
+    if (!takesHttpPushes(t.target)) continue // (narrows the type)
     console.error(`  ${t.name}: unicast, closed loop, ${opts.concurrency} in flight`)
-    const r = await scenario.closedLoop(t.target as MqpushTarget, t.devices, opts)
+    const r = await scenario.closedLoop(t.target, t.devices, opts)
     t.r.unicast = { ...(t.r.unicast as scenario.UnicastResult), ...r }
   }
   for (const t of holding) await t.pool.disconnect()

@@ -81,4 +81,25 @@ describe('renderMarkdown', () => {
       '≤ Mosquitto ❌ (rounds overlap) |',
     )
   })
+
+  it("adds the aedes-http floor's columns only when it ran, and says if it met the tail", () => {
+    const tail = (p998Ms: number) => ({ unicast: { p998Ms } })
+    const without = renderMarkdown(report({ mqpush: tail(30), aedes: tail(12) }))
+    expect(without).not.toContain('node:http')
+    expect(rowOf(without, 'unicast at fixed rate: p99.8')).toBe(
+      '| unicast at fixed rate: p99.8 (↓ better) | 30 ms | 12 ms | — | 2.50× | — | ≤ 10 ms ❌ (Aedes ❌) |',
+    )
+    const md = renderMarkdown(
+      report({ mqpush: tail(30), aedes: tail(12), 'aedes-http': tail(7.5) }),
+    )
+    expect(md).toContain('| Mosquitto | Aedes + node:http | mqpush ÷ Aedes |')
+    expect(md).toContain('| mqpush ÷ Mosquitto | mqpush ÷ Aedes + node:http | budget |')
+    expect(rowOf(md, 'unicast at fixed rate: p99.8')).toBe(
+      '| unicast at fixed rate: p99.8 (↓ better) | 30 ms | 12 ms | — | 7.5 ms | 2.50× | — | 4.00× | ≤ 10 ms ❌ (Aedes ❌, Aedes + node:http ✅) |',
+    )
+    // every row has as many cells as the header
+    const cells = (line: string) => line.split(' | ').length
+    const [header, , ...rows] = md.split('\n').filter((l) => l.startsWith('|'))
+    for (const row of rows) expect(cells(row)).toBe(cells(header!))
+  })
 })

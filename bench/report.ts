@@ -16,6 +16,7 @@ interface Row {
   spread?(r: Record<string, any>): number[] | undefined
   unit: string
   better: 'higher' | 'lower'
+  /** `base`: the baselines' figures, by target name (`aedes`, `mosquitto`, `aedes-http`). */
   budget?: (mqpush: number, base: Record<string, number | undefined>) => string
   /** The budget compares mqpush with this baseline: say when their rounds' ranges overlap. */
   against?: 'aedes' | 'mosquitto'
@@ -94,8 +95,10 @@ const ROWS: Row[] = [
     // with whether each baseline met it in the same run: the tail depends on the machine
     budget: (m, b) => {
       const others: string[] = []
-      if (b.aedes !== undefined) others.push(`Aedes ${b.aedes <= 10 ? '✅' : '❌'}`)
-      if (b.mosquitto !== undefined) others.push(`Mosquitto ${b.mosquitto <= 10 ? '✅' : '❌'}`)
+      const met = (x: number) => (x <= 10 ? '✅' : '❌')
+      if (b.aedes !== undefined) others.push(`Aedes ${met(b.aedes)}`)
+      if (b.mosquitto !== undefined) others.push(`Mosquitto ${met(b.mosquitto)}`)
+      if (b['aedes-http'] !== undefined) others.push(`${FLOOR} ${met(b['aedes-http'])}`)
       return verdict(m <= 10, '≤ 10 ms') + (others.length > 0 ? ` (${others.join(', ')})` : '')
     },
   },
@@ -175,6 +178,9 @@ const ROWS: Row[] = [
   },
 ]
 
+/** The `aedes-http` baseline's name in the table. */
+const FLOOR = 'Aedes + node:http'
+
 function verdict(ok: boolean, budget: string): string {
   return `${budget} ${ok ? '✅' : '❌'}`
 }
@@ -212,6 +218,9 @@ export function renderMarkdown(report: BenchReport): string {
   const m = r.mqpush ?? {}
   const aedes = r.aedes
   const mosq = r.mosquitto
+  // the floor's columns only when it ran (it runs the unicast alone)
+  const floor = r['aedes-http']
+  const ifFloor = (text: string) => (floor ? text : '')
   const lines = [
     `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}. ` +
       `Options: ${JSON.stringify(report.options)}`,
@@ -220,25 +229,30 @@ export function renderMarkdown(report: BenchReport): string {
       'the lowest and highest round or 2 s slice in brackets; a budget verdict against a ' +
       "baseline says when the two targets' rounds overlap.",
     '',
-    '| figure | mqpush | plain Aedes | Mosquitto | mqpush ÷ Aedes | mqpush ÷ Mosquitto | budget |',
-    '|---|---|---|---|---|---|---|',
+    `| figure | mqpush | plain Aedes | Mosquitto |${ifFloor(` ${FLOOR} |`)} mqpush ÷ Aedes | mqpush ÷ Mosquitto |${ifFloor(` mqpush ÷ ${FLOOR} |`)} budget |`,
+    `|---|---|---|---|${ifFloor('---|')}---|---|${ifFloor('---|')}---|`,
   ]
   for (const row of ROWS) {
     const mv = row.get(m)
     const av = aedes ? row.get(aedes) : undefined
     const sv = mosq ? row.get(mosq) : undefined
-    if (mv === undefined && av === undefined && sv === undefined) continue
+    const fv = floor ? row.get(floor) : undefined
+    if (mv === undefined && av === undefined && sv === undefined && fv === undefined) continue
     const spreadOf = (t: Record<string, any> | undefined) =>
       t && row.spread ? range(row.spread(t)) : undefined
     const ms = spreadOf(m)
     const as = spreadOf(aedes)
     const ss = spreadOf(mosq)
-    let budget = mv !== undefined && row.budget ? row.budget(mv, { aedes: av, mosquitto: sv }) : ''
+    const fs = spreadOf(floor)
+    let budget =
+      mv !== undefined && row.budget
+        ? row.budget(mv, { aedes: av, mosquitto: sv, 'aedes-http': fv })
+        : ''
     const base = row.against === 'aedes' ? as : row.against === 'mosquitto' ? ss : undefined
     if (budget && ms && base && ms[0] <= base[1] && base[0] <= ms[1]) budget += ' (rounds overlap)'
     const arrow = row.better === 'higher' ? '↑' : '↓'
     lines.push(
-      `| ${row.figure} (${arrow} better) | ${cell(mv, row.unit, ms)} | ${cell(av, row.unit, as)} | ${cell(sv, row.unit, ss)} | ${ratio(mv, av)} | ${ratio(mv, sv)} | ${budget} |`,
+      `| ${row.figure} (${arrow} better) | ${cell(mv, row.unit, ms)} | ${cell(av, row.unit, as)} | ${cell(sv, row.unit, ss)} |${ifFloor(` ${cell(fv, row.unit, fs)} |`)} ${ratio(mv, av)} | ${ratio(mv, sv)} |${ifFloor(` ${ratio(mv, fv)} |`)} ${budget} |`,
     )
   }
   return lines.join('\n')

@@ -2,7 +2,14 @@ import type { WorkerPool } from './load/pool.js'
 import type { DeviceCreds } from './load/protocol.js'
 import { ensureWrk, wrkPushRate } from './load/wrk.js'
 import type { MqpushTarget } from './targets/mqpush.js'
-import { cpuMs, cpuTimesMs, rssBytes, type Target } from './targets/target.js'
+import {
+  cpuMs,
+  cpuTimesMs,
+  type HttpPushTarget,
+  rssBytes,
+  takesHttpPushes,
+  type Target,
+} from './targets/target.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const now = () => performance.timeOrigin + performance.now()
@@ -197,11 +204,11 @@ export interface UnicastResult {
   cpuUsPerMessageAtRate: number
   /** Each slice's own figures, when the fixed rate ran in slices (`npm run bench`). */
   slices?: Array<{ accepted: number; lost: number; p50Ms: number; p998Ms: number; maxMs: number }>
-  /** mqpush only — closed loop: accepted push requests per second at `concurrency` in flight. */
+  /** HTTP targets only (mqpush, aedes-http) — closed loop: accepted push requests per second at `concurrency` in flight. */
   maxAcceptedPerSec?: number
-  /** mqpush only — closed loop: the service's CPU time per accepted push, delivery included. */
+  /** HTTP targets only (mqpush, aedes-http) — closed loop: the service's CPU time per accepted push, delivery included. */
   cpuUsPerPush?: number
-  /** mqpush only — closed loop: the user-space part of `cpuUsPerPush`. */
+  /** HTTP targets only (mqpush, aedes-http) — closed loop: the user-space part of `cpuUsPerPush`. */
   userCpuUsPerPush?: number
   /** What sent the closed loop: wrk when available, else the bench's own Node client. */
   closedLoopClient?: 'wrk' | 'node'
@@ -210,9 +217,9 @@ export interface UnicastResult {
 
 /**
  * unicast: one message to one device at a time, at a fixed rate, sent the way the target's
- * senders send (mqpush: HTTP push by regId; a bare broker: an MQTT publish to the device's
- * topic, from one publisher connection); end-to-end latency. For mqpush, then the highest rate
- * of accepted push requests. (`npm run bench` runs the same pieces — `unicastWarmUp`, slices of
+ * senders send (mqpush and the aedes-http baseline: an HTTP push by regId; a bare broker: an
+ * MQTT publish to the device's topic, from one publisher connection); end-to-end latency. For
+ * the HTTP targets, then the highest rate of accepted push requests. (`npm run bench` runs the same pieces — `unicastWarmUp`, slices of
  * the fixed rate with its targets' slices alternating, then `closedLoop` — and merges the
  * slices with `unicastSummary`.)
  */
@@ -226,7 +233,7 @@ export async function unicast(
   const result = unicastSummary(o.rate, [
     await unicastSlice(pool, target, devices, o.rate, Math.round(o.rate * o.seconds), 0),
   ])
-  if (!isMqpush(target) || o.closedLoop === false) return result
+  if (!takesHttpPushes(target) || o.closedLoop === false) return result
   return { ...result, ...(await closedLoop(target, devices, o)) }
 }
 
@@ -363,13 +370,13 @@ export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): U
 }
 
 /**
- * mqpush only — closed loop: as many push requests as the service accepts with `concurrency`
+ * HTTP targets only (mqpush, aedes-http) — closed loop: as many push requests as the service accepts with `concurrency`
  * in flight (wrk when available, else the bench's own Node client). The service's CPU is read
  * until `settleMs` after the last request (default 2 s): the deliveries of the last requests
  * are part of the cost, and done before what comes next.
  */
 export async function closedLoop(
-  target: MqpushTarget,
+  target: HttpPushTarget,
   devices: DeviceCreds[],
   o: { seconds: number; concurrency: number; settleMs?: number },
 ): Promise<
@@ -426,7 +433,7 @@ export async function closedLoop(
   }
 }
 
-export const isMqpush = (t: Target): t is MqpushTarget => 'httpUrl' in t
+export const isMqpush = (t: Target): t is MqpushTarget => 'crashAndRestart' in t
 
 export interface OfflineResult {
   devices: number

@@ -4,8 +4,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createConnection } from 'node:net'
 import type { DeviceCreds } from '../load/protocol.js'
+import { LeanHttpSender } from '../load/http-sender.js'
 import { openPublisher, publishAll } from './publisher.js'
-import { cleanUpAtExit, freePort, kill, type Target, waitUntil } from './target.js'
+import {
+  cleanUpAtExit,
+  freePort,
+  type HttpPushTarget,
+  kill,
+  type Target,
+  waitUntil,
+} from './target.js'
 
 const canConnect = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -16,8 +24,17 @@ const canConnect = (port: number) =>
     s.on('error', () => resolve(false))
   })
 
-/** A bare broker: devices subscribe to their topics themselves, a publisher client sends. */
-async function bareBroker(name: string, child: ChildProcess, port: number, cleanup: () => void) {
+/**
+ * A bare broker: devices subscribe to their topics themselves, a publisher client sends; with
+ * `httpPort` (the `aedes-http` baseline), a unicast is an HTTP push by regId as for mqpush.
+ */
+async function bareBroker(
+  name: string,
+  child: ChildProcess,
+  port: number,
+  cleanup: () => void,
+  httpPort?: number,
+): Promise<Target> {
   child.on('exit', cleanup)
   const forget = cleanUpAtExit(() => {
     child.kill('SIGKILL')
@@ -26,6 +43,7 @@ async function bareBroker(name: string, child: ChildProcess, port: number, clean
   await waitUntil(() => canConnect(port), 15_000, `${name} to listen`)
   const publisher = await openPublisher('127.0.0.1', port)
   let counter = 0
+  let sender: LeanHttpSender | undefined
   const target: Target = {
     name,
     host: '127.0.0.1',
@@ -54,24 +72,50 @@ async function bareBroker(name: string, child: ChildProcess, port: number, clean
     },
     async stop() {
       publisher.close()
+      sender?.close()
       // SIGTERM lets the plain Aedes baseline exit normally (so --cpu-prof writes its profile)
       await kill(child, name === 'mosquitto' ? 'SIGKILL' : 'SIGTERM')
       forget()
     },
   }
-  return target
+  if (httpPort === undefined) return target
+  const httpUrl = `http://127.0.0.1:${httpPort}`
+  await waitUntil(() => canConnect(httpPort), 15_000, `${name}'s HTTP to listen`)
+  const withHttp: HttpPushTarget = {
+    ...target,
+    httpUrl,
+    secret: 'unused',
+    push(body) {
+      sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, {}, 512)
+      return sender.post(JSON.stringify(body))
+    },
+    async sendOne(device, payload) {
+      const status = await withHttp.push({
+        target: { regIds: [device.clientId] },
+        kind: 'passThrough',
+        payload,
+      })
+      return status === 200
+    },
+  }
+  return withHttp
 }
 
-/** Aedes 1.x with its default in-memory persistence and no hooks. */
-export async function startPlainAedes(): Promise<Target> {
+/**
+ * Aedes 1.x with its default in-memory persistence and no hooks; `http`: behind the least HTTP
+ * push endpoint there can be (`aedes-server.ts`), the floor for mqpush's HTTP → device unicast.
+ */
+export async function startPlainAedes(o: { http?: boolean } = {}): Promise<Target> {
   const port = await freePort()
+  const httpPort = o.http ? await freePort() : undefined
   const script = new URL('./aedes-server.js', import.meta.url)
-  // MQPUSH_BENCH_BASELINE_ARGS: node flags for the plain Aedes baseline, e.g. --cpu-prof
+  // MQPUSH_BENCH_BASELINE_ARGS: node flags for the plain Aedes baselines, e.g. --cpu-prof
   const nodeArgs = (process.env.MQPUSH_BENCH_BASELINE_ARGS ?? '').split(' ').filter(Boolean)
-  const child = spawn(process.execPath, [...nodeArgs, script.pathname, String(port)], {
-    stdio: 'inherit',
-  })
-  return bareBroker('aedes (memory)', child, port, () => {})
+  const args = [...nodeArgs, script.pathname, String(port)]
+  if (httpPort !== undefined) args.push(String(httpPort))
+  const child = spawn(process.execPath, args, { stdio: 'inherit' })
+  const name = o.http ? 'aedes-http' : 'aedes (memory)'
+  return bareBroker(name, child, port, () => {}, httpPort)
 }
 
 /** Mosquitto from Debian, on a free loopback port, with no limit on queued messages. */

@@ -5,15 +5,11 @@ import { join } from 'node:path'
 import { LeanHttpSender } from '../load/http-sender.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { httpJson } from './http.js'
-import { cleanUpAtExit, freePort, kill, type Target, waitUntil } from './target.js'
+import { cleanUpAtExit, freePort, type HttpPushTarget, kill, waitUntil } from './target.js'
 
 const ADMIN_TOKEN = 'bench-admin-token'
 
-export interface MqpushTarget extends Target {
-  httpUrl: string
-  secret: string
-  /** POST /v1/messages; resolves with the status. */
-  push(body: unknown): Promise<number>
+export interface MqpushTarget extends HttpPushTarget {
   /** kill -9 and start again on the same data; resolves with ms until /healthz answers 200. */
   crashAndRestart(): Promise<number>
 }

@@ -27,6 +27,17 @@ export interface Target {
   stop(): Promise<void>
 }
 
+/** A target that takes pushes over HTTP (mqpush, and the `aedes-http` baseline). */
+export interface HttpPushTarget extends Target {
+  httpUrl: string
+  /** The app secret its push requests carry (the `aedes-http` baseline ignores it). */
+  secret: string
+  /** POST /v1/messages; resolves with the status. */
+  push(body: unknown): Promise<number>
+}
+
+export const takesHttpPushes = (t: Target): t is HttpPushTarget => 'httpUrl' in t
+
 /** Resident memory of a process, bytes (Linux). */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
