@@ -10,6 +10,7 @@ import {
   median,
   offline,
   offlineConnectionsPerDevice,
+  SCENARIOS_OF,
   unicast,
 } from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
@@ -87,8 +88,16 @@ const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
 if (devicesPer > 18_000 || offlineDevices > 18_000)
   throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
 const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
-if (a.baseline === 'aedes-http' && a.scenario !== 'closed-loop' && a.scenario !== 'fixed-rate') {
-  throw new Error('the aedes-http baseline runs closed-loop and fixed-rate only')
+// a named baseline runs what it runs in the full bench (SCENARIOS_OF)
+const needs = {
+  broadcast: 'broadcast',
+  'closed-loop': 'unicast',
+  'fixed-rate': 'unicast',
+  drain: 'offline',
+}
+const baselineRuns = SCENARIOS_OF[a.baseline]
+if (baselineRuns && !baselineRuns.includes(needs[a.scenario as keyof typeof needs])) {
+  throw new Error(`the ${a.baseline} baseline does not run the ${a.scenario} scenario`)
 }
 // both builds' load workers bind the same two loopback addresses (~28000 ports each, and a
 // closed connection's port stays taken for a minute)

@@ -76,23 +76,16 @@ const opts = {
   workers: int('workers', a.workers),
   out: a.out,
 }
+for (const t of opts.targets) {
+  if (!scenario.SCENARIOS_OF[t])
+    throw new Error(`unknown target ${t} (mqpush, aedes, mosquitto, aedes-http)`)
+}
 // every target's load workers bind the same loopback addresses (127.0.0.2, .3, …), and a
 // bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a
 // minute). A target's devices connect: those held once; an offline device, each round, to
 // create its session, to drain and (a bare broker) to end it; the restart's 1000 twice.
-/** The scenarios a target runs: a bare broker what a bare broker can, aedes-http the unicast. */
-const SCENARIOS_OF: Record<string, string[]> = {
-  mqpush: ['hold', 'broadcast', 'unicast', 'offline', 'restart'],
-  aedes: ['hold', 'broadcast', 'unicast', 'offline'],
-  mosquitto: ['hold', 'broadcast', 'unicast', 'offline'],
-  'aedes-http': ['hold', 'unicast'],
-}
-for (const t of opts.targets) {
-  if (!SCENARIOS_OF[t])
-    throw new Error(`unknown target ${t} (mqpush, aedes, mosquitto, aedes-http)`)
-}
 const runs = (target: string, s: string) =>
-  opts.scenarios.has(s) && (SCENARIOS_OF[target] as string[]).includes(s)
+  opts.scenarios.has(s) && (scenario.SCENARIOS_OF[target] as string[]).includes(s)
 const connectionsOf = (target: string) =>
   (['hold', 'broadcast', 'unicast'].some((s) => runs(target, s)) ? opts.devices : 0) +
   (runs(target, 'offline')

@@ -90,12 +90,22 @@ describe('renderMarkdown', () => {
       '| unicast at fixed rate: p99.8 (↓ better) | 30 ms | 12 ms | — | 2.50× | — | ≤ 10 ms ❌ (Aedes ❌) |',
     )
     const md = renderMarkdown(
-      report({ mqpush: tail(30), aedes: tail(12), 'aedes-http': tail(7.5) }),
+      report({
+        mqpush: { ...tail(30), ...broadcast(900, 1000) },
+        aedes: { ...tail(12), ...broadcast(1100, 1200) },
+        'aedes-http': {
+          unicast: { p998Ms: 7.5, slices: [{ p998Ms: 6 }, { p998Ms: 9.25 }] },
+        },
+      }),
     )
     expect(md).toContain('| Mosquitto | Aedes + node:http | mqpush ÷ Aedes |')
     expect(md).toContain('| mqpush ÷ Mosquitto | mqpush ÷ Aedes + node:http | budget |')
     expect(rowOf(md, 'unicast at fixed rate: p99.8')).toBe(
-      '| unicast at fixed rate: p99.8 (↓ better) | 30 ms | 12 ms | — | 7.5 ms | 2.50× | — | 4.00× | ≤ 10 ms ❌ (Aedes ❌, Aedes + node:http ✅) |',
+      '| unicast at fixed rate: p99.8 (↓ better) | 30 ms | 12 ms | — | 7.5 ms (6–9.25) | 2.50× | — | 4.00× | ≤ 10 ms ❌ (Aedes ❌, Aedes + node:http ✅) |',
+    )
+    // a row the floor does not run: a dash in its columns
+    expect(rowOf(md, 'broadcast to all: deliveries per second')).toBe(
+      '| broadcast to all: deliveries per second (↑ better) | 1,000 /s (900–1,000) | 1,200 /s (1,100–1,200) | — | — | 0.83× | — | — | ≥ plain Aedes ❌ |',
     )
     // every row has as many cells as the header
     const cells = (line: string) => line.split(' | ').length

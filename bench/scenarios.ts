@@ -448,6 +448,17 @@ export interface OfflineResult {
 }
 
 /**
+ * The scenarios each target runs: a bare broker what a bare broker can, the aedes-http floor
+ * the unicast (its devices held), mqpush all.
+ */
+export const SCENARIOS_OF: Readonly<Record<string, readonly string[]>> = {
+  mqpush: ['hold', 'broadcast', 'unicast', 'offline', 'restart'],
+  aedes: ['hold', 'broadcast', 'unicast', 'offline'],
+  mosquitto: ['hold', 'broadcast', 'unicast', 'offline'],
+  'aedes-http': ['hold', 'unicast'],
+}
+
+/**
  * Connections an offline device opens per round: to create its session and to drain it, and on
  * a bare broker a third that ends its session (mqpush refuses clean sessions). Each leaves its
  * port taken for a minute.

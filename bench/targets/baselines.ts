@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createConnection } from 'node:net'
 import type { DeviceCreds } from '../load/protocol.js'
-import { LeanHttpSender } from '../load/http-sender.js'
 import { openPublisher, publishAll } from './publisher.js'
 import {
   cleanUpAtExit,
   freePort,
+  httpPusher,
   type HttpPushTarget,
   kill,
   type Target,
@@ -43,7 +43,12 @@ async function bareBroker(
   await waitUntil(() => canConnect(port), 15_000, `${name} to listen`)
   const publisher = await openPublisher('127.0.0.1', port)
   let counter = 0
-  let sender: LeanHttpSender | undefined
+  const pusher =
+    httpPort === undefined
+      ? undefined
+      : httpPusher(`http://127.0.0.1:${httpPort}`, {
+          authorization: 'Bearer unused', // as mqpush's requests carry one (the floor ignores it)
+        })
   const target: Target = {
     name,
     host: '127.0.0.1',
@@ -53,7 +58,10 @@ async function bareBroker(
       const run = ++counter
       return Array.from({ length: n }, (_, i): DeviceCreds => ({ clientId: `d${run}x${i}` }))
     },
-    subscriptions: ['bench/d/{id}', 'bench/all', 'bench/t/news'],
+    // the floor's devices as many as mqpush's sessions have: their own and one app-wide topic
+    subscriptions: pusher
+      ? ['bench/d/{id}', 'bench/all']
+      : ['bench/d/{id}', 'bench/all', 'bench/t/news'],
     async joinTopic() {
       // the devices subscribe to bench/t/news themselves when they connect
     },
@@ -72,31 +80,20 @@ async function bareBroker(
     },
     async stop() {
       publisher.close()
-      sender?.close()
+      pusher?.close()
       // SIGTERM lets the plain Aedes baseline exit normally (so --cpu-prof writes its profile)
       await kill(child, name === 'mosquitto' ? 'SIGKILL' : 'SIGTERM')
       forget()
     },
   }
-  if (httpPort === undefined) return target
-  const httpUrl = `http://127.0.0.1:${httpPort}`
-  await waitUntil(() => canConnect(httpPort), 15_000, `${name}'s HTTP to listen`)
+  if (!pusher) return target
+  await waitUntil(() => canConnect(httpPort as number), 15_000, `${name}'s HTTP to listen`)
   const withHttp: HttpPushTarget = {
     ...target,
-    httpUrl,
+    httpUrl: `http://127.0.0.1:${httpPort}`,
     secret: 'unused',
-    push(body) {
-      sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, {}, 512)
-      return sender.post(JSON.stringify(body))
-    },
-    async sendOne(device, payload) {
-      const status = await withHttp.push({
-        target: { regIds: [device.clientId] },
-        kind: 'passThrough',
-        payload,
-      })
-      return status === 200
-    },
+    push: pusher.push,
+    sendOne: pusher.sendOne,
   }
   return withHttp
 }

@@ -2,10 +2,16 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LeanHttpSender } from '../load/http-sender.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { httpJson } from './http.js'
-import { cleanUpAtExit, freePort, type HttpPushTarget, kill, waitUntil } from './target.js'
+import {
+  cleanUpAtExit,
+  freePort,
+  httpPusher,
+  type HttpPushTarget,
+  kill,
+  waitUntil,
+} from './target.js'
 
 const ADMIN_TOKEN = 'bench-admin-token'
 
@@ -75,7 +81,7 @@ export async function startMqpush(
   ).body as { apps: Array<{ appId: string; appKey: string; appSecret: string }> }
   const app = apps.apps[0]!
   const auth = { authorization: `Bearer ${app.appSecret}` }
-  let sender: LeanHttpSender | undefined
+  const pusher = httpPusher(httpUrl, auth)
   const post = async (path: string, body: unknown) => {
     const res = await httpJson('POST', httpUrl + path, body, auth)
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${JSON.stringify(res.body)}`)
@@ -147,26 +153,15 @@ export async function startMqpush(
         }),
       )
     },
-    async push(body) {
-      sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, auth, 512)
-      return sender.post(JSON.stringify(body))
-    },
-    async sendOne(device, payload) {
-      const status = await target.push({
-        target: { regIds: [device.clientId] },
-        kind: 'passThrough',
-        payload,
-      })
-      return status === 200
-    },
+    push: pusher.push,
+    sendOne: pusher.sendOne,
     async crashAndRestart() {
-      sender?.close()
-      sender = undefined
+      pusher.close()
       await kill(child as ChildProcess, 'SIGKILL')
       return spawnService()
     },
     async stop() {
-      sender?.close()
+      pusher.close()
       await kill(child as ChildProcess, 'SIGTERM')
       rmSync(dataDir, { recursive: true, force: true })
       forget()

@@ -3,7 +3,8 @@ import mqtt, { type MqttClient } from 'mqtt'
 import type { AddressInfo } from 'node:net'
 import { createServer, type Server as NetServer } from 'node:net'
 import type { Server } from 'node:http'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { LeanHttpSender } from '../load/http-sender.js'
 import { parsePush, servePushes } from './push-endpoint.js'
 
 // The aedes-http baseline's endpoint: a push by regId over HTTP reaches the device over MQTT,
@@ -71,10 +72,39 @@ describe('the aedes-http push endpoint', () => {
     expect((await push({ target: { regIds: ['dev1'] }, payload: 'x' }, '/v1/other')).status).toBe(
       404,
     )
+    expect((await fetch(`${base}/v1/messages`)).status).toBe(405)
     const big = { target: { regIds: ['dev1'] }, payload: 'x'.repeat(300_000) }
     expect((await push(big)).status).toBe(413)
     await new Promise((r) => setTimeout(r, 100))
     expect(received.length).toBe(before)
+  })
+
+  it('answers 500 when Aedes fails the publish', async () => {
+    const failing = vi
+      .spyOn(aedes, 'publish')
+      .mockImplementation((_packet, done) => done(new Error('no')))
+    try {
+      const res = await push({ target: { regIds: ['dev1'] }, payload: 'x' })
+      expect(res.status).toBe(500)
+      expect(failing).toHaveBeenCalledOnce()
+    } finally {
+      failing.mockRestore()
+    }
+  })
+
+  it("keeps a connection usable after a refusal (the bench's keep-alive sender)", async () => {
+    const sender = new LeanHttpSender(`${base}/v1/messages`, {}, 1)
+    try {
+      const before = received.length
+      expect(await sender.post('{not json')).toBe(400)
+      expect(await sender.post(JSON.stringify({ payload: 'x'.repeat(300_000) }))).toBe(413)
+      const ok = JSON.stringify({ target: { regIds: ['dev1'] }, payload: 't=2' })
+      expect(await sender.post(ok)).toBe(200)
+      expect(await until(() => received.length > before)).toBe(true)
+      expect(received.at(-1)).toEqual({ topic: 'bench/d/dev1', payload: 't=2' })
+    } finally {
+      sender.close()
+    }
   })
 })
 

@@ -7,14 +7,13 @@ import { createServer, type Server, type ServerResponse } from 'node:http'
  * "payload":"…"}`) publishes the payload at QoS 1 to `bench/d/{regId}` and answers 200 once
  * Aedes has handed it on. No authentication, no durability, no validation beyond the body's
  * shape: what a push over HTTP costs on this machine before any product's work, the floor for
- * mqpush's HTTP → device unicast. Errors: 404 (another route), 413 (over 256 KB), 400 (not a
- * push by regId), 500 (Aedes failed the publish).
+ * mqpush's HTTP → device unicast. Errors: 404 (another path), 405 (not a POST), 413 (over
+ * 256 KB), 400 (not a push by regId), 500 (Aedes failed the publish).
  */
 export function servePushes(aedes: Aedes, port: number, host = '127.0.0.1'): Promise<Server> {
   const http = createServer((req, res) => {
-    if (req.method !== 'POST' || req.url !== '/v1/messages') {
-      return answer(res, 404, '{"error":"not found"}')
-    }
+    if (req.url?.split('?')[0] !== '/v1/messages') return answer(res, 404, '{"error":"not found"}')
+    if (req.method !== 'POST') return answer(res, 405, '{"error":"method not allowed"}')
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (chunk: Buffer) => {
@@ -46,7 +45,11 @@ export function servePushes(aedes: Aedes, port: number, host = '127.0.0.1'): Pro
   http.keepAliveTimeout = 65_000
   return new Promise((resolve, reject) => {
     http.once('error', reject)
-    http.listen(port, host, () => resolve(http))
+    http.listen(port, host, () => {
+      http.off('error', reject)
+      http.on('error', (err) => console.error(`aedes-http: ${String(err)}`))
+      resolve(http)
+    })
   })
 }
 

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { LeanHttpSender } from '../load/http-sender.js'
 import type { DeviceCreds } from '../load/protocol.js'
 
 /** A broker under test: mqpush (full pipeline) or a baseline (plain Aedes, Mosquitto). */
@@ -37,6 +38,33 @@ export interface HttpPushTarget extends Target {
 }
 
 export const takesHttpPushes = (t: Target): t is HttpPushTarget => 'httpUrl' in t
+
+/**
+ * The push requests of an HTTP target, as its app servers send them: `POST /v1/messages` over
+ * the bench's lean keep-alive sender (opened at the first push; `close()` ends its connections,
+ * and the next push opens new ones). `sendOne` is a push by regId, accepted on a 200.
+ */
+export function httpPusher(
+  httpUrl: string,
+  headers: Record<string, string>,
+): Pick<HttpPushTarget, 'push' | 'sendOne'> & { close(): void } {
+  let sender: LeanHttpSender | undefined
+  const push = (body: unknown) => {
+    sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, headers, 512)
+    return sender.post(JSON.stringify(body))
+  }
+  return {
+    push,
+    async sendOne(device, payload) {
+      const body = { target: { regIds: [device.clientId] }, kind: 'passThrough', payload }
+      return (await push(body)) === 200
+    },
+    close() {
+      sender?.close()
+      sender = undefined
+    },
+  }
+}
 
 /** Resident memory of a process, bytes (Linux). */
 export function rssBytes(pid: number): number {
