@@ -204,11 +204,11 @@ export interface UnicastResult {
   cpuUsPerMessageAtRate: number
   /** Each slice's own figures, when the fixed rate ran in slices (`npm run bench`). */
   slices?: Array<{ accepted: number; lost: number; p50Ms: number; p998Ms: number; maxMs: number }>
-  /** HTTP targets only (mqpush, aedes-http) — closed loop: accepted push requests per second at `concurrency` in flight. */
+  /** HTTP targets (mqpush, aedes-http), closed loop: accepted pushes a second. */
   maxAcceptedPerSec?: number
-  /** HTTP targets only (mqpush, aedes-http) — closed loop: the service's CPU time per accepted push, delivery included. */
+  /** HTTP targets, closed loop: the service's CPU time per accepted push, delivery included. */
   cpuUsPerPush?: number
-  /** HTTP targets only (mqpush, aedes-http) — closed loop: the user-space part of `cpuUsPerPush`. */
+  /** HTTP targets, closed loop: the user-space part of `cpuUsPerPush`. */
   userCpuUsPerPush?: number
   /** What sent the closed loop: wrk when available, else the bench's own Node client. */
   closedLoopClient?: 'wrk' | 'node'
@@ -219,9 +219,9 @@ export interface UnicastResult {
  * unicast: one message to one device at a time, at a fixed rate, sent the way the target's
  * senders send (mqpush and the aedes-http baseline: an HTTP push by regId; a bare broker: an
  * MQTT publish to the device's topic, from one publisher connection); end-to-end latency. For
- * the HTTP targets, then the highest rate of accepted push requests. (`npm run bench` runs the same pieces — `unicastWarmUp`, slices of
- * the fixed rate with its targets' slices alternating, then `closedLoop` — and merges the
- * slices with `unicastSummary`.)
+ * the HTTP targets, then the highest rate of accepted push requests. (`npm run bench` runs the
+ * same pieces — `unicastWarmUp`, slices of the fixed rate with its targets' slices alternating,
+ * then `closedLoop` — and merges the slices with `unicastSummary`.)
  */
 export async function unicast(
   pool: WorkerPool,
@@ -370,8 +370,8 @@ export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): U
 }
 
 /**
- * HTTP targets only (mqpush, aedes-http) — closed loop: as many push requests as the service accepts with `concurrency`
- * in flight (wrk when available, else the bench's own Node client). The service's CPU is read
+ * HTTP targets only (mqpush, aedes-http) — closed loop: as many push requests as the service
+ * accepts with `concurrency` in flight (wrk when available, else the bench's own Node client). The service's CPU is read
  * until `settleMs` after the last request (default 2 s): the deliveries of the last requests
  * are part of the cost, and done before what comes next.
  */
