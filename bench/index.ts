@@ -78,7 +78,7 @@ const opts = {
 }
 for (const t of opts.targets) {
   if (!scenario.SCENARIOS_OF[t])
-    throw new Error(`unknown target ${t} (mqpush, aedes, mosquitto, aedes-http)`)
+    throw new Error(`unknown target ${t} (${Object.keys(scenario.SCENARIOS_OF).join(', ')})`)
 }
 // every target's load workers bind the same loopback addresses (127.0.0.2, .3, …), and a
 // bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a
@@ -120,7 +120,6 @@ interface Running {
   name: string
   target: Target
   pool: WorkerPool
-  isMqpush: boolean
   wants: (scenario: string) => boolean
   r: Record<string, unknown>
   devices: DeviceCreds[]
@@ -179,7 +178,6 @@ async function* inTurn(list: Running[]): AsyncGenerator<Running> {
 try {
   for (const name of opts.targets) {
     if (name === 'mosquitto' && !ensureMosquitto()) continue
-    const isMqpush = name === 'mqpush'
     const wants = (s: string) => runs(name, s)
     if (!['hold', 'broadcast', 'unicast', 'offline', 'restart'].some(wants)) continue
     const target: Target =
@@ -191,7 +189,7 @@ try {
     const r: Record<string, unknown> = {}
     report.results[name] = r
     // pushed at once, so that a failure from here on stops it too
-    const t: Running = { name, target, isMqpush, wants, r, devices: [], pool: undefined as never }
+    const t: Running = { name, target, wants, r, devices: [], pool: undefined as never }
     running.push(t)
     t.pool = await WorkerPool.start(opts.workers)
   }
@@ -268,9 +266,11 @@ try {
     }
   }
   for (const [t, rounds] of offline) t.r.offline = scenario.offlineSummary(rounds)
-  for await (const t of inTurn(each('restart').filter((x) => x.isMqpush))) {
+  // (SCENARIOS_OF gives the restart to mqpush alone)
+  for await (const t of inTurn(each('restart'))) {
+    if (!scenario.isMqpush(t.target)) continue // (narrows the type)
     console.error(`  ${t.name}: restart, ${opts.restartMessages} messages queued, kill -9`)
-    t.r.restart = await scenario.restart(t.pool, t.target as never, opts.restartMessages)
+    t.r.restart = await scenario.restart(t.pool, t.target, opts.restartMessages)
   }
 } finally {
   await stopAll()

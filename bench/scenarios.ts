@@ -371,9 +371,9 @@ export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): U
 
 /**
  * HTTP targets only (mqpush, aedes-http) — closed loop: as many push requests as the service
- * accepts with `concurrency` in flight (wrk when available, else the bench's own Node client). The service's CPU is read
- * until `settleMs` after the last request (default 2 s): the deliveries of the last requests
- * are part of the cost, and done before what comes next.
+ * accepts with `concurrency` in flight (wrk when available, else the bench's own Node client).
+ * The service's CPU is read until `settleMs` after the last request (default 2 s): the
+ * deliveries of the last requests are part of the cost, and done before what comes next.
  */
 export async function closedLoop(
   target: HttpPushTarget,

@@ -43,10 +43,11 @@ async function bareBroker(
   await waitUntil(() => canConnect(port), 15_000, `${name} to listen`)
   const publisher = await openPublisher('127.0.0.1', port)
   let counter = 0
+  const httpUrl = httpPort === undefined ? undefined : `http://127.0.0.1:${httpPort}`
   const pusher =
-    httpPort === undefined
+    httpUrl === undefined
       ? undefined
-      : httpPusher(`http://127.0.0.1:${httpPort}`, {
+      : httpPusher(httpUrl, {
           authorization: 'Bearer unused', // as mqpush's requests carry one (the floor ignores it)
         })
   const target: Target = {
@@ -86,11 +87,11 @@ async function bareBroker(
       forget()
     },
   }
-  if (!pusher) return target
+  if (!pusher || httpUrl === undefined) return target
   await waitUntil(() => canConnect(httpPort as number), 15_000, `${name}'s HTTP to listen`)
   const withHttp: HttpPushTarget = {
     ...target,
-    httpUrl: `http://127.0.0.1:${httpPort}`,
+    httpUrl,
     secret: 'unused',
     push: pusher.push,
     sendOne: pusher.sendOne,
