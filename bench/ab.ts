@@ -9,7 +9,6 @@ import {
   hold,
   median,
   offline,
-  offlineConnectionsPerDevice,
   SCENARIOS_OF,
   unicast,
 } from './scenarios.js'
@@ -98,20 +97,6 @@ const needs = {
 const baselineRuns = SCENARIOS_OF[a.baseline]
 if (baselineRuns && !baselineRuns.includes(needs[a.scenario as keyof typeof needs])) {
   throw new Error(`the ${a.baseline} baseline does not run the ${a.scenario} scenario`)
-}
-// both builds' load workers bind the same two loopback addresses (~28000 ports each, and a
-// closed connection's port stays taken for a minute)
-if (a.scenario === 'drain') {
-  const perDevice =
-    offlineConnectionsPerDevice('mqpush') +
-    offlineConnectionsPerDevice(bare ? a.baseline : 'mqpush')
-  const perAddress = (offlineDevices * (rounds + 1) * perDevice) / 2
-  if (perAddress > 28_000) {
-    console.error(
-      `warning: ${perAddress} connections per loopback address in a few minutes: ports may ` +
-        'run out (fewer --offline-devices or --rounds)',
-    )
-  }
 }
 if (a.scenario === 'closed-loop' && (bare || !ensureWrk())) {
   throw new Error('closed-loop needs wrk and two HTTP targets (mqpush builds, or aedes-http)')

@@ -80,25 +80,8 @@ for (const t of opts.targets) {
   if (!scenario.SCENARIOS_OF[t])
     throw new Error(`unknown target ${t} (${Object.keys(scenario.SCENARIOS_OF).join(', ')})`)
 }
-// every target's load workers bind the same loopback addresses (127.0.0.2, .3, …), and a
-// bound address has ~28000 ephemeral ports (a closed connection's port stays taken for a
-// minute). A target's devices connect: those held once; an offline device, each round, to
-// create its session, to drain and (a bare broker) to end it; the restart's 1000 twice.
 const runs = (target: string, s: string) =>
   opts.scenarios.has(s) && (scenario.SCENARIOS_OF[target] as string[]).includes(s)
-const connectionsOf = (target: string) =>
-  (['hold', 'broadcast', 'unicast'].some((s) => runs(target, s)) ? opts.devices : 0) +
-  (runs(target, 'offline')
-    ? opts.offlineDevices * opts.offlineRounds * scenario.offlineConnectionsPerDevice(target)
-    : 0) +
-  (runs(target, 'restart') ? 2000 : 0)
-const connections = opts.targets.reduce((n, t) => n + connectionsOf(t), 0)
-if (connections > 25_000 * opts.workers) {
-  throw new Error(
-    `${connections} connections need more than ${opts.workers} load workers ` +
-      `(one loopback address each, ~28000 ports): raise --workers`,
-  )
-}
 if (opts.devices > 18_000) {
   throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold here')
 }

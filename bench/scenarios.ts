@@ -459,15 +459,6 @@ export const SCENARIOS_OF: Readonly<Record<string, readonly string[]>> = {
 }
 
 /**
- * Connections an offline device opens per round: to create its session and to drain it, and on
- * a bare broker a third that ends its session (mqpush refuses clean sessions). Each leaves its
- * port taken for a minute.
- */
-export function offlineConnectionsPerDevice(target: string): number {
-  return target === 'mqpush' ? 2 : 3
-}
-
-/**
  * offline: K new devices away while Q messages each are queued, then all reconnect. One round;
  * `npm run bench` runs several, the targets' rounds alternating, and reports the medians
  * (`offlineSummary`).

@@ -3,9 +3,10 @@ import { collectGarbage } from './gc.js'
 import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
 
 /**
- * The load generator: W worker processes, each on its own loopback source address
- * (127.0.0.2, 127.0.0.3, …) so that neither the per-process limit of open files nor the
- * ephemeral ports of one address bound the number of devices.
+ * The load generator: W worker processes, so that the per-process limit of open files does not
+ * bound the number of devices. Worker i's devices connect from loopback addresses of their own
+ * in 127.{2 + i}.0.0/16 (`sourceAddress`), so that neither the ephemeral ports of one address
+ * nor the closed connections waiting on them (TIME_WAIT) limit or slow the connects.
  */
 export class WorkerPool {
   readonly #workers: ChildProcess[]
@@ -15,9 +16,14 @@ export class WorkerPool {
   }
 
   static async start(count: number): Promise<WorkerPool> {
-    const script = new URL('./worker.js', import.meta.url)
+    // built: dist/bench/load/worker.js; from the sources (tsx, the tests): worker.ts through tsx
+    const fromSources = import.meta.url.endsWith('.ts')
+    const script = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url)
     // MQPUSH_BENCH_WORKER_ARGS: node flags for the load workers, e.g. --cpu-prof
-    const execArgv = (process.env.MQPUSH_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean)
+    const execArgv = [
+      ...(fromSources ? ['--import', 'tsx'] : []),
+      ...(process.env.MQPUSH_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean),
+    ]
     const workers = Array.from({ length: count }, () =>
       fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }),
     )
@@ -54,7 +60,7 @@ export class WorkerPool {
       type: 'connect',
       host,
       port,
-      localAddress: `127.0.0.${2 + i}`,
+      sourceNet: 2 + i,
       devices: devices.filter((_, k) => k % n === i),
       clean: o.clean,
       subscribe: o.subscribe ?? [],

@@ -1,6 +1,11 @@
 import { collectGarbage } from './gc.js'
 import { connectLite, type LiteClient } from './mqtt-lite.js'
-import type { WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
+import {
+  sourceAddress,
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerStats,
+} from './protocol.js'
 
 /**
  * A load-generator process: holds a slice of the devices (a process may open at most 20000
@@ -64,11 +69,12 @@ async function handle(req: WorkerRequest): Promise<void> {
       let next = 0
       const runOne = async (): Promise<void> => {
         while (next < req.devices.length) {
-          const d = req.devices[next++]!
+          const place = next++
+          const d = req.devices[place]!
           const client = connectLite({
             host: req.host,
             port: req.port,
-            localAddress: req.localAddress,
+            localAddress: sourceAddress(req.sourceNet, place),
             clientId: d.clientId,
             ...(d.username !== undefined && { username: d.username }),
             ...(d.password !== undefined && { password: d.password }),
