@@ -111,6 +111,8 @@ interface Round {
   p998Ms?: number
   /** drain only */
   drainMs?: number
+  /** drain only: reconnects a full accept queue dropped (each a second late), null unread */
+  dropped?: number | null
 }
 const sides = ['baseline', 'this build'] as const
 type Side = (typeof sides)[number]
@@ -183,6 +185,7 @@ try {
       userCpuUs: NaN,
       perSec: Math.round((r.delivered * 1000) / Math.max(1, r.drainMs)),
       drainMs: r.drainMs,
+      dropped: r.listenOverflows,
     }
   }
   const round = async (side: Side): Promise<Round> => {
@@ -223,9 +226,9 @@ console.log(
   `\n${a.scenario}${a.scenario === 'broadcast' ? ` to ${to}` : ''}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`,
 )
 console.log(
-  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''}${drained ? ' drain time | drain time each round |' : ''} CPU each round |`,
+  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''}${drained ? ' drain time | drain time each round | reconnects dropped each round |' : ''} CPU each round |`,
 )
-console.log(`|---|---|---|---|${latency ? '---|---|---|' : ''}${drained ? '---|---|' : ''}---|`)
+console.log(`|---|---|---|---|${latency ? '---|---|---|' : ''}${drained ? '---|---|---|' : ''}---|`)
 for (const side of sides) {
   const r = results[side]
   const name = side === 'baseline' ? String(a.baseline) : side
@@ -235,7 +238,7 @@ for (const side of sides) {
   // the offline scenario reads the service's CPU as one figure: no user share
   const user = drained ? '—' : `${median(r.map((x) => x.userCpuUs))} µs`
   const drain = drained
-    ? ` ${median(r.map((x) => x.drainMs ?? NaN))} ms | ${r.map((x) => x.drainMs).join(', ')} |`
+    ? ` ${median(r.map((x) => x.drainMs ?? NaN))} ms | ${r.map((x) => x.drainMs).join(', ')} | ${r.map((x) => x.dropped ?? '?').join(', ')} |`
     : ''
   console.log(
     `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${user} | ${median(r.map((x) => x.perSec))} |${lat}${drain} ${r.map((x) => x.cpuUs).join(', ')} |`,

@@ -82,6 +82,22 @@ describe('renderMarkdown', () => {
     )
   })
 
+  it('shows the connects a full accept queue dropped, and a dash where they could not be read', () => {
+    const md = renderMarkdown(
+      report({
+        mqpush: { hold: { listenOverflows: 0 }, offline: { listenOverflows: 0 } },
+        mosquitto: { hold: { listenOverflows: 12 }, offline: { listenOverflows: 150 } },
+        aedes: { hold: { listenOverflows: null } },
+      }),
+    )
+    expect(rowOf(md, 'offline: reconnects dropped by a full accept queue')).toMatch(
+      /^\| offline: reconnects dropped by a full accept queue \(each retried after 1 s\) \(↓ better\) \| 0 \| — \| 150 \| — \| — \|/,
+    )
+    expect(rowOf(md, 'hold: connects dropped by a full accept queue')).toMatch(
+      /\(↓ better\) \| 0 \| — \| 12 \|/,
+    )
+  })
+
   it("adds the aedes-http floor's columns only when it ran, and says if it met the tail", () => {
     const tail = (p998Ms: number) => ({ unicast: { p998Ms } })
     const without = renderMarkdown(report({ mqpush: tail(30), aedes: tail(12) }))

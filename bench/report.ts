@@ -20,6 +20,8 @@ interface Row {
   budget?: (mqpush: number, base: Record<string, number | undefined>) => string
   /** The budget compares mqpush with this baseline: say when their rounds' ranges overlap. */
   against?: 'aedes' | 'mosquitto'
+  /** A count of events, for which a ratio says nothing (0 against 12): no ratio columns. */
+  count?: true
 }
 
 /**
@@ -46,6 +48,14 @@ const ROWS: Row[] = [
     get: (r) => r.hold?.connectsPerSec,
     unit: '/s',
     better: 'higher',
+  },
+  {
+    // a dropped connect is retried after a second: it shows in the connect rate
+    figure: 'hold: connects dropped by a full accept queue (each retried after 1 s)',
+    count: true,
+    get: (r) => r.hold?.listenOverflows ?? undefined,
+    unit: '',
+    better: 'lower',
   },
   {
     figure: 'broadcast to all: deliveries per second',
@@ -150,6 +160,13 @@ const ROWS: Row[] = [
     better: 'lower',
   },
   {
+    figure: 'offline: reconnects dropped by a full accept queue (each retried after 1 s)',
+    count: true,
+    get: (r) => r.offline?.listenOverflows ?? undefined,
+    unit: '',
+    better: 'lower',
+  },
+  {
     figure: 'offline: not delivered',
     get: (r) => r.offline && r.offline.expected - r.offline.delivered,
     unit: '',
@@ -208,7 +225,7 @@ function cell(x: number | undefined, unit: string, spread: [number, number] | un
   return spread && x !== undefined ? `${v} (${num(spread[0])}–${num(spread[1])})` : v
 }
 
-function ratio(m: number | undefined, b: number | undefined): string {
+function ratioOf(m: number | undefined, b: number | undefined): string {
   if (m === undefined || b === undefined || b === 0) return '—'
   return `${(m / b).toFixed(2)}×`
 }
@@ -251,6 +268,7 @@ export function renderMarkdown(report: BenchReport): string {
     const base = row.against === 'aedes' ? as : row.against === 'mosquitto' ? ss : undefined
     if (budget && ms && base && ms[0] <= base[1] && base[0] <= ms[1]) budget += ' (rounds overlap)'
     const arrow = row.better === 'higher' ? '↑' : '↓'
+    const ratio = row.count ? () => '—' : ratioOf
     lines.push(
       `| ${row.figure} (${arrow} better) | ${cell(mv, row.unit, ms)} | ${cell(av, row.unit, as)} | ${cell(sv, row.unit, ss)} |${ifFloor(` ${cell(fv, row.unit, fs)} |`)} ${ratio(mv, av)} | ${ratio(mv, sv)} |${ifFloor(` ${ratio(mv, fv)} |`)} ${budget} |`,
     )

@@ -92,14 +92,15 @@ describe('offlineSummary', () => {
     drainMs: 100,
     cpuUsPerDelivery: 50,
     expiredDelivered: 0,
+    listenOverflows: 0,
     ...o,
   })
 
   it('gives the medians of the times and the sums of the counts, so a loss in any round shows', () => {
     const r = offlineSummary([
-      round({ drainMs: 300, cpuUsPerDelivery: 70 }),
+      round({ drainMs: 300, cpuUsPerDelivery: 70, listenOverflows: 40 }),
       round({ drainMs: 100, delivered: 19, duplicates: 1 }),
-      round({ drainMs: 200, cpuUsPerDelivery: 60, expiredDelivered: 1 }),
+      round({ drainMs: 200, cpuUsPerDelivery: 60, expiredDelivered: 1, listenOverflows: 2 }),
     ])
     expect(r).toMatchObject({
       devices: 10,
@@ -110,12 +111,18 @@ describe('offlineSummary', () => {
       drainMs: 200,
       cpuUsPerDelivery: 60,
       expiredDelivered: 1,
+      listenOverflows: 42,
     })
     expect(r.rounds).toHaveLength(3)
   })
 
   it('has no expired count when a target cannot tell (a bare broker)', () => {
     expect(offlineSummary([round({ expiredDelivered: null })]).expiredDelivered).toBeNull()
+  })
+
+  it('has no count of dropped reconnects when a round could not read it', () => {
+    const r = offlineSummary([round({ listenOverflows: 3 }), round({ listenOverflows: null })])
+    expect(r.listenOverflows).toBeNull()
   })
 
   it('refuses no rounds', () => {

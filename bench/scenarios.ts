@@ -6,6 +6,7 @@ import {
   cpuMs,
   cpuTimesMs,
   type HttpPushTarget,
+  listenOverflows,
   rssBytes,
   takesHttpPushes,
   type Target,
@@ -21,6 +22,8 @@ export interface HoldResult {
   warmUpDevices: number
   connectMs: number
   connectsPerSec: number
+  /** Connects of the measured devices dropped by a full accept queue (`listenOverflows`). */
+  listenOverflows: number | null
   rssBeforeMb: number
   rssAfterMb: number
   bytesPerDevice: number
@@ -34,6 +37,10 @@ export interface HoldResult {
  */
 const WARM_UP_DEVICES = 100
 
+/** A counter's increase, or null when it could not be read at either end. */
+const since = (before: number | undefined, after: number | undefined): number | null =>
+  before === undefined || after === undefined ? null : after - before
+
 /** hold: N devices connect with persistent sessions and stay; memory per connected device. */
 export async function hold(
   pool: WorkerPool,
@@ -46,7 +53,9 @@ export async function hold(
   const w = await pool.connect(target.host, target.port, devices.slice(0, warmUp), o)
   await sleep(1500)
   const before = rssBytes(target.pid)
+  const overflowsBefore = listenOverflows()
   const c = await pool.connect(target.host, target.port, devices.slice(warmUp), o)
+  const overflows = since(overflowsBefore, listenOverflows())
   const failed = w.failed + c.failed
   if (failed > 0)
     console.error(`  ${target.name}: ${failed} connections failed: ${w.firstError ?? c.firstError}`)
@@ -60,6 +69,7 @@ export async function hold(
       warmUpDevices: w.ok,
       connectMs: Math.round(c.ms),
       connectsPerSec: Math.round((c.ok / c.ms) * 1000),
+      listenOverflows: overflows,
       rssBeforeMb: round(before / 2 ** 20, 1),
       rssAfterMb: round(after / 2 ** 20, 1),
       bytesPerDevice: Math.round((after - before) / Math.max(1, c.ok)),
@@ -445,6 +455,8 @@ export interface OfflineResult {
   /** The broker's CPU time (user + system) per delivered message: reconnects, drain, acks. */
   cpuUsPerDelivery: number
   expiredDelivered: number | null
+  /** Reconnects dropped by a full accept queue (`listenOverflows`), each a second late. */
+  listenOverflows: number | null
 }
 
 /**
@@ -485,8 +497,10 @@ export async function offline(
   }
   await pool.reset()
   const cpuBefore = cpuMs(target.pid)
+  const overflowsBefore = listenOverflows()
   const t0 = Date.now()
   await pool.connect(target.host, target.port, devices, { clean: false })
+  const overflows = since(overflowsBefore, listenOverflows())
   const s = await pool.waitFor((st) => st.distinct >= k * q, 120_000)
   await sleep(100)
   const cpu = cpuMs(target.pid) - cpuBefore
@@ -514,6 +528,7 @@ export async function offline(
     drainMs: Math.max(0, s.lastAt - t0),
     cpuUsPerDelivery: round((cpu * 1000) / Math.max(1, s.distinct), 1),
     expiredDelivered,
+    listenOverflows: overflows,
   }
 }
 
@@ -525,7 +540,8 @@ export interface OfflineSummary extends OfflineResult {
 /**
  * Rounds of the offline scenario as one result: the drain time and the CPU per delivered
  * message are the medians over the rounds, what was expected, delivered, duplicated or expired
- * and delivered anyway the sums (a message lost in any round shows).
+ * and delivered anyway the sums (a message lost in any round shows), and so are the reconnects
+ * a full accept queue dropped.
  */
 export function offlineSummary(rounds: readonly OfflineResult[]): OfflineSummary {
   const sum = (f: (r: OfflineResult) => number) => rounds.reduce((a, r) => a + f(r), 0)
@@ -542,6 +558,9 @@ export function offlineSummary(rounds: readonly OfflineResult[]): OfflineSummary
     expiredDelivered: rounds.some((r) => r.expiredDelivered === null)
       ? null
       : sum((r) => r.expiredDelivered ?? 0),
+    listenOverflows: rounds.some((r) => r.listenOverflows === null)
+      ? null
+      : sum((r) => r.listenOverflows ?? 0),
     rounds: [...rounds],
   }
 }

@@ -73,6 +73,31 @@ export function rssBytes(pid: number): number {
   return Number(kb) * 1024
 }
 
+/**
+ * The kernel's count of connections dropped because a listening socket's accept queue was full
+ * (`TcpExt: ListenOverflows` in /proc/net/netstat), machine-wide; undefined where it cannot be
+ * read. The client's SYN goes unanswered and is sent again after a second, so one such drop
+ * adds a second to that device's connect: what a broker's listen backlog does to a reconnect
+ * storm (Mosquitto listens with a backlog of 100, Node with 511).
+ */
+export function listenOverflows(): number | undefined {
+  try {
+    return parseListenOverflows(readFileSync('/proc/net/netstat', 'utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+/** `ListenOverflows` from the text of /proc/net/netstat (a line of names, then of values). */
+export function parseListenOverflows(netstat: string): number | undefined {
+  const lines = netstat.split('\n').filter((l) => l.startsWith('TcpExt:'))
+  const names = lines[0]?.split(/\s+/) ?? []
+  const values = lines[1]?.split(/\s+/) ?? []
+  const i = names.indexOf('ListenOverflows')
+  const n = i < 0 ? NaN : Number(values[i])
+  return Number.isFinite(n) ? n : undefined
+}
+
 /** CPU time a process has used, user + system, in milliseconds (Linux; clock ticks of 10 ms). */
 export function cpuMs(pid: number): number {
   const t = cpuTimesMs(pid)
