@@ -5,45 +5,43 @@ import { SqliteWriter, WRITE_BEHIND_DELAY_MS, WRITE_BEHIND_MAX_OPS } from './wri
 function setup() {
   const db = openDatabase({ dataDir: ':memory:' })
   db.exec('CREATE TABLE t (v INTEGER PRIMARY KEY)')
+  // counts the outermost transactions run (a savepoint inside one is not counted); wrapped
+  // before the writer exists, which may build its transaction functions once
+  const counts = { outer: 0 }
+  const begin = db.transaction.bind(db)
+  db.transaction = ((fn: (...args: unknown[]) => void) => {
+    const t = begin(fn)
+    const counted =
+      (run: (...args: unknown[]) => unknown) =>
+      (...args: unknown[]) => {
+        if (!db.inTransaction) counts.outer++
+        return run(...args)
+      }
+    return Object.assign(counted(t), { immediate: counted((...args) => t.immediate(...args)) })
+  }) as unknown as typeof db.transaction
   const errors: unknown[] = []
   const writer = new SqliteWriter(db, (e) => errors.push(e))
   const insert = db.prepare('INSERT INTO t (v) VALUES (?)')
   const rows = () =>
     (db.prepare('SELECT v FROM t ORDER BY v').all() as Array<{ v: number }>).map((r) => r.v)
-  return { db, writer, insert, rows, errors }
+  return { db, writer, insert, rows, errors, counts }
 }
 
 describe('SqliteWriter', () => {
   it('commits everything queued in one turn as one transaction, in order', async () => {
-    const { writer, insert, rows, db } = setup()
-    let transactions = 0
-    const begin = db.transaction.bind(db)
-    db.transaction = ((fn: () => void) => {
-      transactions++
-      return begin(fn)
-    }) as typeof db.transaction
+    const { writer, insert, rows, counts } = setup()
     writer.later(() => insert.run(1))
     const p = writer.commit(() => insert.run(2))
     writer.later(() => insert.run(3))
     expect(rows()).toEqual([]) // nothing before the turn ends
     await p
     expect(rows()).toEqual([1, 2, 3])
-    expect(transactions).toBe(1)
+    expect(counts.outer).toBe(1)
   })
 
   it('isolates a failing operation: only its promise rejects, the rest commits', async () => {
-    const { writer, insert, rows, errors, db } = setup()
+    const { writer, insert, rows, errors, counts } = setup()
     // the retry is one transaction (each op in a savepoint), so a crash commits none or all
-    let outer = 0
-    const begin = db.transaction.bind(db)
-    db.transaction = ((fn: () => void) => {
-      const t = begin(fn)
-      const counted = (kind: (() => unknown) | undefined) => () => {
-        if (!db.inTransaction) outer++
-        return (kind ?? t)()
-      }
-      return Object.assign(counted(undefined), { immediate: counted(() => t.immediate()) })
-    }) as unknown as typeof db.transaction
     const ok1 = writer.commit(() => insert.run(1))
     const bad = writer.commit(() => insert.run(1)) // duplicate key
     writer.later(() => insert.run(1)) // write-behind failure goes to onError
@@ -53,7 +51,7 @@ describe('SqliteWriter', () => {
     await ok2
     expect(rows()).toEqual([1, 2])
     expect(errors).toHaveLength(1)
-    expect(outer).toBe(2) // the batch, then its retry
+    expect(counts.outer).toBe(2) // the batch, then its retry
   })
 
   it('flushes on close and refuses writes afterwards', async () => {

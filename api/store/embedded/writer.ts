@@ -45,6 +45,8 @@ export const WRITE_BEHIND_MAX_OPS = 5000
 export class SqliteWriter {
   readonly #db: Db
   readonly #onError: (err: unknown) => void
+  /** One transaction that runs a batch's ops, built once (a flush may come with every push). */
+  readonly #runBatch: { immediate(batch: readonly Pending[]): void }
   #queue: Pending[] = []
   /** The deferred lane: committed only by a full flush (the timer, flush(), pause, close). */
   #deferred: Pending[] = []
@@ -58,6 +60,9 @@ export class SqliteWriter {
   constructor(db: Db, onError: (err: unknown) => void) {
     this.#db = db
     this.#onError = onError
+    this.#runBatch = db.transaction((batch: readonly Pending[]) => {
+      for (const p of batch) p.op()
+    })
   }
 
   /**
@@ -167,11 +172,7 @@ export class SqliteWriter {
     try {
       // IMMEDIATE: the write lock is taken (and waited for) at BEGIN; a deferred transaction
       // whose first op reads would fail at once, unwaited, on meeting another connection's lock
-      this.#db
-        .transaction(() => {
-          for (const p of batch) p.op()
-        })
-        .immediate()
+      this.#runBatch.immediate(batch)
     } catch (err) {
       if (!isConstraintError(err)) {
         // not the fault of one op (disk full, I/O): everything of the batch failed
