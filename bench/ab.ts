@@ -111,7 +111,7 @@ interface Round {
   p998Ms?: number
   /** drain only */
   drainMs?: number
-  /** drain only: reconnects a full accept queue dropped (each a second late), null unread */
+  /** drain only: the accept-queue drops while reconnecting (`listenOverflows`), null unread */
   dropped?: number | null
 }
 const sides = ['baseline', 'this build'] as const
@@ -226,7 +226,7 @@ console.log(
   `\n${a.scenario}${a.scenario === 'broadcast' ? ` to ${to}` : ''}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`,
 )
 console.log(
-  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''}${drained ? ' drain time | drain time each round | reconnects dropped each round |' : ''} CPU each round |`,
+  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''}${drained ? ' drain time | drain time each round | accept-queue drops each round |' : ''} CPU each round |`,
 )
 console.log(`|---|---|---|---|${latency ? '---|---|---|' : ''}${drained ? '---|---|---|' : ''}---|`)
 for (const side of sides) {
@@ -238,7 +238,7 @@ for (const side of sides) {
   // the offline scenario reads the service's CPU as one figure: no user share
   const user = drained ? '—' : `${median(r.map((x) => x.userCpuUs))} µs`
   const drain = drained
-    ? ` ${median(r.map((x) => x.drainMs ?? NaN))} ms | ${r.map((x) => x.drainMs).join(', ')} | ${r.map((x) => x.dropped ?? '?').join(', ')} |`
+    ? ` ${median(r.map((x) => x.drainMs ?? NaN))} ms | ${r.map((x) => x.drainMs).join(', ')} | ${r.map((x) => x.dropped ?? '—').join(', ')} |`
     : ''
   console.log(
     `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${user} | ${median(r.map((x) => x.perSec))} |${lat}${drain} ${r.map((x) => x.cpuUs).join(', ')} |`,

@@ -82,7 +82,7 @@ describe('renderMarkdown', () => {
     )
   })
 
-  it('shows the connects a full accept queue dropped, and a dash where they could not be read', () => {
+  it('shows the accept-queue drops, without ratios, and a dash where they could not be read', () => {
     const md = renderMarkdown(
       report({
         mqpush: { hold: { listenOverflows: 0 }, offline: { listenOverflows: 0 } },
@@ -90,12 +90,10 @@ describe('renderMarkdown', () => {
         aedes: { hold: { listenOverflows: null } },
       }),
     )
-    expect(rowOf(md, 'offline: reconnects dropped by a full accept queue')).toMatch(
-      /^\| offline: reconnects dropped by a full accept queue \(each retried after 1 s\) \(↓ better\) \| 0 \| — \| 150 \| — \| — \|/,
+    expect(rowOf(md, 'offline: accept-queue drops')).toMatch(
+      /^\| offline: accept-queue drops while reconnecting \(a dropped SYN is sent again after 1 s\) \(↓ better\) \| 0 \| — \| 150 \| — \| — \|/,
     )
-    expect(rowOf(md, 'hold: connects dropped by a full accept queue')).toMatch(
-      /\(↓ better\) \| 0 \| — \| 12 \|/,
-    )
+    expect(rowOf(md, 'hold: accept-queue drops')).toMatch(/\(↓ better\) \| 0 \| — \| 12 \|/)
   })
 
   it("adds the aedes-http floor's columns only when it ran, and says if it met the tail", () => {

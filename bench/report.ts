@@ -50,8 +50,8 @@ const ROWS: Row[] = [
     better: 'higher',
   },
   {
-    // a dropped connect is retried after a second: it shows in the connect rate
-    figure: 'hold: connects dropped by a full accept queue (each retried after 1 s)',
+    // a dropped SYN is sent again after a second: it shows in the connect rate
+    figure: 'hold: accept-queue drops (a dropped SYN is sent again after 1 s)',
     count: true,
     get: (r) => r.hold?.listenOverflows ?? undefined,
     unit: '',
@@ -160,7 +160,8 @@ const ROWS: Row[] = [
     better: 'lower',
   },
   {
-    figure: 'offline: reconnects dropped by a full accept queue (each retried after 1 s)',
+    figure:
+      'offline: accept-queue drops while reconnecting (a dropped SYN is sent again after 1 s)',
     count: true,
     get: (r) => r.offline?.listenOverflows ?? undefined,
     unit: '',

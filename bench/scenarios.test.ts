@@ -120,7 +120,7 @@ describe('offlineSummary', () => {
     expect(offlineSummary([round({ expiredDelivered: null })]).expiredDelivered).toBeNull()
   })
 
-  it('has no count of dropped reconnects when a round could not read it', () => {
+  it('has no count of accept-queue drops when a round could not read it', () => {
     const r = offlineSummary([round({ listenOverflows: 3 }), round({ listenOverflows: null })])
     expect(r.listenOverflows).toBeNull()
   })

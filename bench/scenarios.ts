@@ -22,7 +22,7 @@ export interface HoldResult {
   warmUpDevices: number
   connectMs: number
   connectsPerSec: number
-  /** Connects of the measured devices dropped by a full accept queue (`listenOverflows`). */
+  /** Accept-queue drops while the measured devices connected (`listenOverflows`). */
   listenOverflows: number | null
   rssBeforeMb: number
   rssAfterMb: number
@@ -455,7 +455,7 @@ export interface OfflineResult {
   /** The broker's CPU time (user + system) per delivered message: reconnects, drain, acks. */
   cpuUsPerDelivery: number
   expiredDelivered: number | null
-  /** Reconnects dropped by a full accept queue (`listenOverflows`), each a second late. */
+  /** Accept-queue drops while the devices reconnected (`listenOverflows`). */
   listenOverflows: number | null
 }
 
@@ -541,10 +541,13 @@ export interface OfflineSummary extends OfflineResult {
  * Rounds of the offline scenario as one result: the drain time and the CPU per delivered
  * message are the medians over the rounds, what was expected, delivered, duplicated or expired
  * and delivered anyway the sums (a message lost in any round shows), and so are the reconnects
- * a full accept queue dropped.
+ * accept-queue drops.
  */
 export function offlineSummary(rounds: readonly OfflineResult[]): OfflineSummary {
   const sum = (f: (r: OfflineResult) => number) => rounds.reduce((a, r) => a + f(r), 0)
+  /** A count some rounds could not give (null): none for the whole. */
+  const sumOrNull = (f: (r: OfflineResult) => number | null) =>
+    rounds.some((r) => f(r) === null) ? null : sum((r) => f(r) ?? 0)
   const first = rounds[0]
   if (!first) throw new Error('no offline rounds')
   return {
@@ -555,12 +558,8 @@ export function offlineSummary(rounds: readonly OfflineResult[]): OfflineSummary
     duplicates: sum((r) => r.duplicates),
     drainMs: median(rounds.map((r) => r.drainMs)),
     cpuUsPerDelivery: median(rounds.map((r) => r.cpuUsPerDelivery)),
-    expiredDelivered: rounds.some((r) => r.expiredDelivered === null)
-      ? null
-      : sum((r) => r.expiredDelivered ?? 0),
-    listenOverflows: rounds.some((r) => r.listenOverflows === null)
-      ? null
-      : sum((r) => r.listenOverflows ?? 0),
+    expiredDelivered: sumOrNull((r) => r.expiredDelivered),
+    listenOverflows: sumOrNull((r) => r.listenOverflows),
     rounds: [...rounds],
   }
 }

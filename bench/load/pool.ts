@@ -2,20 +2,36 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { collectGarbage } from './gc.js'
 import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
 
+/** The highest second byte of a worker's net (127.255.255.255 is a broadcast address). */
+const MAX_NET = 254
+
 /**
  * The load generator: W worker processes, so that the per-process limit of open files does not
- * bound the number of devices. Worker i's devices connect from loopback addresses of their own
- * in 127.{2 + i}.0.0/16 (`sourceAddress`), so that neither the ephemeral ports of one address
- * nor the closed connections waiting on them (TIME_WAIT) limit or slow the connects.
+ * bound the number of devices. Every worker of every pool in this process gets a net of its own,
+ * 127.{2, 3, …}.0.0/16, and each device it connects gets an address of its own there
+ * (`sourceAddress`), the same every time: neither the ephemeral ports of one address nor the
+ * closed connections waiting on them (TIME_WAIT) limit or slow the connects.
  */
 export class WorkerPool {
+  /** The next worker's net (127.{net}.0.0/16); 127.0.0.0/16 holds the services under test. */
+  static #nextNet = 2
   readonly #workers: ChildProcess[]
+  readonly #firstNet: number
 
-  private constructor(workers: ChildProcess[]) {
+  private constructor(workers: ChildProcess[], firstNet: number) {
     this.#workers = workers
+    this.#firstNet = firstNet
   }
 
   static async start(count: number): Promise<WorkerPool> {
+    const firstNet = WorkerPool.#nextNet
+    if (firstNet + count - 1 > MAX_NET) {
+      throw new Error(
+        `${count} more load workers would need nets past 127.${MAX_NET}: ` +
+          `at most ${MAX_NET - 1} workers in all, across the targets`,
+      )
+    }
+    WorkerPool.#nextNet += count
     // built: dist/bench/load/worker.js; from the sources (tsx, the tests): worker.ts through tsx
     const fromSources = import.meta.url.endsWith('.ts')
     const script = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url)
@@ -27,7 +43,7 @@ export class WorkerPool {
     const workers = Array.from({ length: count }, () =>
       fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }),
     )
-    return new WorkerPool(workers)
+    return new WorkerPool(workers, firstNet)
   }
 
   #ask(i: number, req: WorkerRequest): Promise<WorkerReply> {
@@ -60,7 +76,7 @@ export class WorkerPool {
       type: 'connect',
       host,
       port,
-      sourceNet: 2 + i,
+      sourceNet: this.#firstNet + i,
       devices: devices.filter((_, k) => k % n === i),
       clean: o.clean,
       subscribe: o.subscribe ?? [],

@@ -6,16 +6,16 @@ export interface DeviceCreds {
 }
 
 /**
- * The loopback address the device at place `i` of a worker's slice connects from:
- * 127.{net}.{1–250}.{1–250}, one per device (after 62500 devices they repeat). A device
- * reconnects from the same address, as a phone mostly does. One address per device, not per
- * worker: every connection a client closes leaves its port in TIME_WAIT on that address for a
- * minute, and from an address with thousands of them each new connection took milliseconds to
- * set up here (2000 connects: ~0.2 s with up to ~3,900 ports waiting, 2.6–2.8 s with
- * 7,700–11,700), which made the offline scenario's drain time the kernel's, not the broker's.
+ * The loopback address of the n-th distinct device a worker connects: 127.{net}.{1–250}.{1–250}
+ * (after 62500 devices they repeat). A device keeps its address, as a phone mostly does. One
+ * address per device, not per worker: every connection a client closes leaves its port in
+ * TIME_WAIT on that address for a minute, and from an address with thousands of them each new
+ * connection took milliseconds to set up here (2000 connects: ~0.2 s with up to ~3,900 ports
+ * waiting, 2.6–2.8 s with 7,700–11,700), which made the offline scenario's drain time the
+ * kernel's, not the broker's.
  */
-export function sourceAddress(net: number, i: number): string {
-  const k = i % 62_500
+export function sourceAddress(net: number, n: number): string {
+  const k = n % 62_500
   return `127.${net}.${1 + Math.floor(k / 250)}.${1 + (k % 250)}`
 }
 
@@ -24,7 +24,7 @@ export type WorkerRequest =
       type: 'connect'
       host: string
       port: number
-      /** The devices connect from addresses of their own in 127.{sourceNet}.0.0/16 (`sourceAddress`). */
+      /** This worker's net: its devices connect from addresses of their own in 127.{sourceNet}.0.0/16. */
       sourceNet: number
       devices: DeviceCreds[]
       clean: boolean

@@ -12,6 +12,16 @@ import {
  * files here), counts what they receive, and answers the runner over IPC.
  */
 const clients: LiteClient[] = []
+/** Each device's own source address (`sourceAddress`), given when it first connects. */
+const addresses = new Map<string, string>()
+function addressOf(clientId: string, net: number): string {
+  let a = addresses.get(clientId)
+  if (a === undefined) {
+    a = sourceAddress(net, addresses.size)
+    addresses.set(clientId, a)
+  }
+  return a
+}
 let stats: WorkerStats
 const seen = new Set<string>()
 const ID_RE = /"id":"([^"]+)"/
@@ -69,12 +79,11 @@ async function handle(req: WorkerRequest): Promise<void> {
       let next = 0
       const runOne = async (): Promise<void> => {
         while (next < req.devices.length) {
-          const place = next++
-          const d = req.devices[place]!
+          const d = req.devices[next++]!
           const client = connectLite({
             host: req.host,
             port: req.port,
-            localAddress: sourceAddress(req.sourceNet, place),
+            localAddress: addressOf(d.clientId, req.sourceNet),
             clientId: d.clientId,
             ...(d.username !== undefined && { username: d.username }),
             ...(d.password !== undefined && { password: d.password }),

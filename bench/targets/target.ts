@@ -74,11 +74,13 @@ export function rssBytes(pid: number): number {
 }
 
 /**
- * The kernel's count of connections dropped because a listening socket's accept queue was full
- * (`TcpExt: ListenOverflows` in /proc/net/netstat), machine-wide; undefined where it cannot be
- * read. The client's SYN goes unanswered and is sent again after a second, so one such drop
- * adds a second to that device's connect: what a broker's listen backlog does to a reconnect
- * storm (Mosquitto listens with a backlog of 100, Node with 511).
+ * Accept-queue drops: the kernel's count of handshake packets dropped because a listening
+ * socket's accept queue was full (`TcpExt: ListenOverflows` in /proc/net/netstat),
+ * machine-wide; undefined where it cannot be read. A dropped SYN goes unanswered and the client
+ * sends it again a second later, so each drop can add a second to a device's connect; one
+ * connect may count more than once (its SYN sent again and dropped again, or its last ACK
+ * dropped). What a broker's listen backlog does to a reconnect storm: Mosquitto listens with a
+ * backlog of 100, Node with 511.
  */
 export function listenOverflows(): number | undefined {
   try {

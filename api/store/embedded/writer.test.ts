@@ -5,19 +5,24 @@ import { SqliteWriter, WRITE_BEHIND_DELAY_MS, WRITE_BEHIND_MAX_OPS } from './wri
 function setup() {
   const db = openDatabase({ dataDir: ':memory:' })
   db.exec('CREATE TABLE t (v INTEGER PRIMARY KEY)')
-  // counts the outermost transactions run (a savepoint inside one is not counted); wrapped
-  // before the writer exists, which may build its transaction functions once
-  const counts = { outer: 0 }
+  // counts the outermost transactions run, and those begun IMMEDIATE (a savepoint inside one
+  // is not counted); wrapped before the writer exists, which may build its transactions once
+  const counts = { outer: 0, immediate: 0 }
   const begin = db.transaction.bind(db)
   db.transaction = ((fn: (...args: unknown[]) => void) => {
     const t = begin(fn)
     const counted =
-      (run: (...args: unknown[]) => unknown) =>
+      (run: (...args: unknown[]) => unknown, immediate: boolean) =>
       (...args: unknown[]) => {
-        if (!db.inTransaction) counts.outer++
+        if (!db.inTransaction) {
+          counts.outer++
+          if (immediate) counts.immediate++
+        }
         return run(...args)
       }
-    return Object.assign(counted(t), { immediate: counted((...args) => t.immediate(...args)) })
+    return Object.assign(counted(t, false), {
+      immediate: counted((...args) => t.immediate(...args), true),
+    })
   }) as unknown as typeof db.transaction
   const errors: unknown[] = []
   const writer = new SqliteWriter(db, (e) => errors.push(e))
@@ -36,7 +41,8 @@ describe('SqliteWriter', () => {
     expect(rows()).toEqual([]) // nothing before the turn ends
     await p
     expect(rows()).toEqual([1, 2, 3])
-    expect(counts.outer).toBe(1)
+    // IMMEDIATE: the write lock is taken at BEGIN, never upgraded midway (see the writer)
+    expect(counts).toEqual({ outer: 1, immediate: 1 })
   })
 
   it('isolates a failing operation: only its promise rejects, the rest commits', async () => {
@@ -51,7 +57,7 @@ describe('SqliteWriter', () => {
     await ok2
     expect(rows()).toEqual([1, 2])
     expect(errors).toHaveLength(1)
-    expect(counts.outer).toBe(2) // the batch, then its retry
+    expect(counts).toEqual({ outer: 2, immediate: 2 }) // the batch, then its retry
   })
 
   it('flushes on close and refuses writes afterwards', async () => {

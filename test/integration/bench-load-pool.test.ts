@@ -1,0 +1,91 @@
+import { Aedes } from 'aedes'
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WorkerPool } from '../../bench/load/pool.js'
+import { sourceAddress } from '../../bench/load/protocol.js'
+
+// The bench's load generator: its devices connect from loopback addresses of their own, so
+// that the ports a round's closed connections leave waiting (TIME_WAIT) on an address do not
+// slow the next round's connects. Real worker processes, a real broker, real sockets: which
+// address a connection comes from is only seen on a socket.
+
+let aedes: Aedes
+let server: Server
+let port: number
+const pools: WorkerPool[] = []
+/** clientId → the address each of its connections came from, in order */
+const from = new Map<string, string[]>()
+
+beforeAll(async () => {
+  aedes = await Aedes.createBroker()
+  aedes.on('client', (c) => {
+    const address = (c.conn as unknown as { remoteAddress: string }).remoteAddress
+    from.set(c.id, [...(from.get(c.id) ?? []), address])
+  })
+  server = createServer((s) => aedes.handle(s))
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  port = (server.address() as AddressInfo).port
+})
+
+afterAll(async () => {
+  for (const p of pools) p.close()
+  await new Promise((r) => server?.close(r))
+  await new Promise<void>((r) => aedes?.close(() => r()))
+})
+
+const devices = (prefix: string, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ clientId: `${prefix}${i}` }))
+const firstAddresses = (list: Array<{ clientId: string }>) =>
+  list.map((d) => from.get(d.clientId)?.[0])
+
+describe('sourceAddress', () => {
+  it('gives the n-th device of a net its own loopback address, 127.net.1–250.1–250', () => {
+    const octet = '([1-9]\\d?|1\\d\\d|2[0-4]\\d|250)'
+    const shape = new RegExp(`^127\\.7\\.${octet}\\.${octet}$`)
+    const all = Array.from({ length: 62_500 }, (_, n) => sourceAddress(7, n))
+    expect(all.filter((a) => !shape.test(a))).toEqual([])
+    expect(new Set(all).size).toBe(62_500)
+    expect(sourceAddress(7, 62_500)).toBe(sourceAddress(7, 0))
+  })
+})
+
+describe('WorkerPool.connect', () => {
+  it('connects each device from an address of its own, the same one when it comes back', async () => {
+    const pool = await WorkerPool.start(2)
+    pools.push(pool)
+    const first = devices('a', 6)
+    const second = devices('b', 4) // another connect, as the hold's measured devices after its warm-up
+    expect(await pool.connect('127.0.0.1', port, first, { clean: false })).toMatchObject({ ok: 6 })
+    expect(await pool.connect('127.0.0.1', port, second, { clean: false })).toMatchObject({ ok: 4 })
+    await pool.disconnect()
+    expect(await pool.connect('127.0.0.1', port, first, { clean: false })).toMatchObject({ ok: 6 })
+    await pool.disconnect()
+
+    for (const d of first) {
+      const [once, again] = from.get(d.clientId) ?? []
+      expect(once).toMatch(/^127\.\d+\.\d+\.\d+$/)
+      expect(again).toBe(once)
+    }
+    const addresses = firstAddresses([...first, ...second])
+    expect(new Set(addresses).size).toBe(10)
+    // two workers: two nets
+    expect(new Set(addresses.map((a) => a?.split('.')[1])).size).toBe(2)
+  })
+
+  it("gives another pool's workers other nets (bench:ab and the bench run pools side by side)", async () => {
+    const a = await WorkerPool.start(1)
+    const b = await WorkerPool.start(1)
+    pools.push(a, b)
+    const da = devices('pa', 2)
+    const db = devices('pb', 2)
+    await a.connect('127.0.0.1', port, da, { clean: false })
+    await b.connect('127.0.0.1', port, db, { clean: false })
+    await a.disconnect()
+    await b.disconnect()
+    const net = (list: Array<{ clientId: string }>) =>
+      new Set(firstAddresses(list).map((x) => x?.split('.')[1]))
+    expect(net(da).size).toBe(1)
+    expect(net(db).size).toBe(1)
+    expect([...net(da)][0]).not.toBe([...net(db)][0])
+  })
+})
