@@ -540,8 +540,8 @@ export interface OfflineSummary extends OfflineResult {
 /**
  * Rounds of the offline scenario as one result: the drain time and the CPU per delivered
  * message are the medians over the rounds, what was expected, delivered, duplicated or expired
- * and delivered anyway the sums (a message lost in any round shows), and so are the reconnects
- * accept-queue drops.
+ * and delivered anyway the sums (a message lost in any round shows), and so are the
+ * accept-queue drops while reconnecting.
  */
 export function offlineSummary(rounds: readonly OfflineResult[]): OfflineSummary {
   const sum = (f: (r: OfflineResult) => number) => rounds.reduce((a, r) => a + f(r), 0)

@@ -24,7 +24,7 @@ export type WorkerRequest =
       type: 'connect'
       host: string
       port: number
-      /** This worker's net: its devices connect from addresses of their own in 127.{sourceNet}.0.0/16. */
+      /** This worker's net: its devices connect from addresses of their own, 127.{sourceNet}.x.y. */
       sourceNet: number
       devices: DeviceCreds[]
       clean: boolean
