@@ -82,6 +82,22 @@ describe('renderMarkdown', () => {
     )
   })
 
+  it("says when the drain's verdict rests on Mosquitto's accept-queue drops", () => {
+    const drain = (drainMs: number, listenOverflows: number | null) => ({
+      offline: { expected: 1, delivered: 1, drainMs, listenOverflows, rounds: [{ drainMs }] },
+    })
+    const row = (m: number | null, b: number | null) =>
+      rowOf(
+        renderMarkdown(report({ mqpush: drain(1000, m), mosquitto: drain(1200, b) })),
+        'offline: time to drain every queue',
+      )
+    expect(row(0, 1411)).toContain(
+      '≤ Mosquitto ✅ (Mosquitto had 1,411 accept-queue drops, a second each) |',
+    )
+    expect(row(0, 0)).toContain('≤ Mosquitto ✅ |')
+    expect(row(null, null)).toContain('≤ Mosquitto ✅ |') // not counted: nothing said
+  })
+
   it('shows the accept-queue drops, without ratios, and a dash where they could not be read', () => {
     const md = renderMarkdown(
       report({
