@@ -41,7 +41,12 @@ async function bareBroker(
     cleanup()
   })
   await waitUntil(() => canConnect(port), 15_000, `${name} to listen`)
-  const publisher = await openPublisher('127.0.0.1', port)
+  // a bare broker gets its messages from a publisher client; the floor takes them over HTTP
+  const publisher = httpPort === undefined ? await openPublisher('127.0.0.1', port) : undefined
+  const mqtt = () => {
+    if (!publisher) throw new Error(`${name} takes its pushes over HTTP only`)
+    return publisher
+  }
   let counter = 0
   const httpUrl = httpPort === undefined ? undefined : `http://127.0.0.1:${httpPort}`
   const pusher =
@@ -67,20 +72,20 @@ async function bareBroker(
       // the devices subscribe to bench/t/news themselves when they connect
     },
     async broadcast(to, payload) {
-      await publisher.publish(to === 'all' ? 'bench/all' : 'bench/t/news', payload)
+      await mqtt().publish(to === 'all' ? 'bench/all' : 'bench/t/news', payload)
     },
     async unicast(devices, payload) {
       await publishAll(
-        publisher,
+        mqtt(),
         devices.map((d) => ({ topic: `bench/d/${d.clientId}`, payload })),
       )
     },
     async sendOne(device, payload) {
-      await publisher.publish(`bench/d/${device.clientId}`, payload)
+      await mqtt().publish(`bench/d/${device.clientId}`, payload)
       return true
     },
     async stop() {
-      publisher.close()
+      publisher?.close()
       pusher?.close()
       // SIGTERM lets the plain Aedes baseline exit normally (so --cpu-prof writes its profile)
       await kill(child, name === 'mosquitto' ? 'SIGKILL' : 'SIGTERM')
