@@ -37,9 +37,13 @@ export interface HoldResult {
  */
 const WARM_UP_DEVICES = 100
 
-/** A counter's increase, or null when it could not be read at either end. */
-const since = (before: number | undefined, after: number | undefined): number | null =>
-  before === undefined || after === undefined ? null : after - before
+/** What `connect` resolves with, and the accept-queue drops meanwhile (null when unread). */
+async function countingDrops<T>(connect: () => Promise<T>): Promise<[T, number | null]> {
+  const before = listenOverflows()
+  const result = await connect()
+  const after = listenOverflows()
+  return [result, before === undefined || after === undefined ? null : after - before]
+}
 
 /** hold: N devices connect with persistent sessions and stay; memory per connected device. */
 export async function hold(
@@ -53,9 +57,9 @@ export async function hold(
   const w = await pool.connect(target.host, target.port, devices.slice(0, warmUp), o)
   await sleep(1500)
   const before = rssBytes(target.pid)
-  const overflowsBefore = listenOverflows()
-  const c = await pool.connect(target.host, target.port, devices.slice(warmUp), o)
-  const overflows = since(overflowsBefore, listenOverflows())
+  const [c, overflows] = await countingDrops(() =>
+    pool.connect(target.host, target.port, devices.slice(warmUp), o),
+  )
   const failed = w.failed + c.failed
   if (failed > 0)
     console.error(`  ${target.name}: ${failed} connections failed: ${w.firstError ?? c.firstError}`)
@@ -497,10 +501,10 @@ export async function offline(
   }
   await pool.reset()
   const cpuBefore = cpuMs(target.pid)
-  const overflowsBefore = listenOverflows()
   const t0 = Date.now()
-  await pool.connect(target.host, target.port, devices, { clean: false })
-  const overflows = since(overflowsBefore, listenOverflows())
+  const [, overflows] = await countingDrops(() =>
+    pool.connect(target.host, target.port, devices, { clean: false }),
+  )
   const s = await pool.waitFor((st) => st.distinct >= k * q, 120_000)
   await sleep(100)
   const cpu = cpuMs(target.pid) - cpuBefore

@@ -48,13 +48,7 @@ async function bareBroker(
     return publisher
   }
   let counter = 0
-  const httpUrl = httpPort === undefined ? undefined : `http://127.0.0.1:${httpPort}`
-  const pusher =
-    httpUrl === undefined
-      ? undefined
-      : httpPusher(httpUrl, {
-          authorization: 'Bearer unused', // as mqpush's requests carry one (the floor ignores it)
-        })
+  const http = httpPort === undefined ? undefined : floorHttp(httpPort)
   const target: Target = {
     name,
     host: '127.0.0.1',
@@ -65,7 +59,7 @@ async function bareBroker(
       return Array.from({ length: n }, (_, i): DeviceCreds => ({ clientId: `d${run}x${i}` }))
     },
     // the floor's devices as many as mqpush's sessions have: their own and one app-wide topic
-    subscriptions: pusher
+    subscriptions: http
       ? ['bench/d/{id}', 'bench/all']
       : ['bench/d/{id}', 'bench/all', 'bench/t/news'],
     async joinTopic() {
@@ -86,22 +80,30 @@ async function bareBroker(
     },
     async stop() {
       publisher?.close()
-      pusher?.close()
+      http?.pusher.close()
       // SIGTERM lets the plain Aedes baseline exit normally (so --cpu-prof writes its profile)
       await kill(child, name === 'mosquitto' ? 'SIGKILL' : 'SIGTERM')
       forget()
     },
   }
-  if (!pusher || httpUrl === undefined) return target
-  await waitUntil(() => canConnect(httpPort as number), 15_000, `${name}'s HTTP to listen`)
+  if (!http) return target
+  await waitUntil(() => canConnect(http.port), 15_000, `${name}'s HTTP to listen`)
   const withHttp: HttpPushTarget = {
     ...target,
-    httpUrl,
+    httpUrl: http.url,
     secret: 'unused',
-    push: pusher.push,
-    sendOne: pusher.sendOne,
+    push: http.pusher.push,
+    sendOne: http.pusher.sendOne,
   }
   return withHttp
+}
+
+/** The `aedes-http` floor's push endpoint, and the sender of its push requests. */
+function floorHttp(port: number) {
+  const url = `http://127.0.0.1:${port}`
+  // as mqpush's requests carry one (the floor ignores it)
+  const pusher = httpPusher(url, { authorization: 'Bearer unused' })
+  return { port, url, pusher }
 }
 
 /**
