@@ -72,6 +72,10 @@ describe('WorkerPool.connect', () => {
     expect(new Set(addresses.map((a) => a?.split('.')[1])).size).toBe(2)
   })
 
+  it('refuses workers past the last net, before starting any', async () => {
+    await expect(WorkerPool.start(300)).rejects.toThrow(/at most 253 workers in all/)
+  })
+
   it("gives another pool's workers other nets (bench:ab and the bench run pools side by side)", async () => {
     const a = await WorkerPool.start(1)
     const b = await WorkerPool.start(1)
