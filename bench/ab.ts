@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { WorkerPool } from './load/pool.js'
+import { WorkerPool, warnWithoutHarnessFlags } from './load/pool.js'
 import { ensureWrk } from './load/wrk.js'
 import {
   alternate,
@@ -101,6 +101,7 @@ if (baselineRuns && !baselineRuns.includes(needs[a.scenario as keyof typeof need
 if (a.scenario === 'closed-loop' && (bare || !ensureWrk())) {
   throw new Error('closed-loop needs wrk and two HTTP targets (mqpush builds, or aedes-http)')
 }
+warnWithoutHarnessFlags()
 
 interface Round {
   cpuUs: number

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { WorkerPool } from './load/pool.js'
+import { HARNESS_NODE_FLAGS, WorkerPool, warnWithoutHarnessFlags } from './load/pool.js'
 import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
@@ -86,6 +86,7 @@ if (opts.devices > 18_000) {
   throw new Error('--devices above 18000 exceeds the 20000 open files a process may hold here')
 }
 
+warnWithoutHarnessFlags()
 const report: BenchReport = {
   startedAt: new Date().toISOString(),
   machine: {
@@ -93,6 +94,8 @@ const report: BenchReport = {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
+    // the bench's own process; its load workers always have them
+    harnessNodeFlags: HARNESS_NODE_FLAGS.filter((f) => process.execArgv.includes(f)),
   },
   options: { ...opts, scenarios: [...opts.scenarios] },
   results: {},

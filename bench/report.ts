@@ -2,7 +2,14 @@
 export interface BenchReport {
   startedAt: string
   finishedAt?: string
-  machine: { cpus: number; cpuModel: string; memoryGb: number; node: string }
+  machine: {
+    cpus: number
+    cpuModel: string
+    memoryGb: number
+    node: string
+    /** HARNESS_NODE_FLAGS the bench's own process ran with (absent in reports before them) */
+    harnessNodeFlags?: string[]
+  }
   options: Record<string, unknown>
   /** target → scenario → figures */
   results: Record<string, Record<string, any>>

@@ -2,6 +2,29 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { collectGarbage } from './gc.js'
 import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './protocol.js'
 
+/**
+ * Node flags for every process of the load generator: its workers (`WorkerPool`) and the bench's
+ * own process, which sends the HTTP pushes (the npm scripts start it with them). V8 collects
+ * garbage on helper threads besides the main one; on this 2-core machine a harness process's
+ * collection then ran on two threads or more at once and held both cores for 20–27 ms while
+ * the broker under test waited to run (`perf sched`, fourteenth session), and every target's
+ * latency tail grew with it. With its collections on its main thread alone, a harness process
+ * takes at most one core, as its other work does: in `bench:ab`'s fixed rate, the p99.8 medians
+ * went from 38–51 ms (mqpush) and 10–18 ms (the HTTP floor) in four runs to 11–23 ms and
+ * 8–12 ms in three. The brokers under test run with Node's defaults, as users run them.
+ */
+export const HARNESS_NODE_FLAGS: readonly string[] = ['--single-threaded-gc']
+
+/** Says on stderr when this process (the bench's own) runs without HARNESS_NODE_FLAGS. */
+export function warnWithoutHarnessFlags(): void {
+  const missing = HARNESS_NODE_FLAGS.filter((f) => !process.execArgv.includes(f))
+  if (missing.length === 0) return
+  console.error(
+    `note: the bench runs without ${missing.join(' ')}: its garbage collections may take both ` +
+      `cores from the target under test (\`npm run bench\` and \`npm run bench:ab\` pass it)`,
+  )
+}
+
 /** The highest second byte of a worker's net (127.255.255.255 is a broadcast address). */
 const MAX_NET = 254
 
@@ -35,15 +58,22 @@ export class WorkerPool {
     // built: dist/bench/load/worker.js; from the sources (tsx, the tests): worker.ts through tsx
     const fromSources = import.meta.url.endsWith('.ts')
     const script = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url)
-    // MQPUSH_BENCH_WORKER_ARGS: node flags for the load workers, e.g. --cpu-prof
+    // MQPUSH_BENCH_WORKER_ARGS: more node flags for the load workers, e.g. --cpu-prof (a later
+    // flag wins: --no-single-threaded-gc undoes the harness's)
     const execArgv = [
       ...(fromSources ? ['--import', 'tsx'] : []),
+      ...HARNESS_NODE_FLAGS,
       ...(process.env.MQPUSH_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean),
     ]
     const workers = Array.from({ length: count }, () =>
       fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }),
     )
     return new WorkerPool(workers, firstNet)
+  }
+
+  /** The workers' process ids. */
+  get pids(): number[] {
+    return this.#workers.map((w) => w.pid as number)
   }
 
   #ask(i: number, req: WorkerRequest): Promise<WorkerReply> {
