@@ -9,9 +9,10 @@ import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './pro
  * collection then ran on two threads or more at once and held both cores for 20–27 ms while
  * the broker under test waited to run (`perf sched`, fourteenth session), and every target's
  * latency tail grew with it. With its collections on its main thread alone, a harness process
- * takes at most one core, as its other work does: in `bench:ab`'s fixed rate, the p99.8 medians
- * went from 38–51 ms (mqpush) and 10–18 ms (the HTTP floor) in four runs to 11–23 ms and
- * 8–12 ms in three. The brokers under test run with Node's defaults, as users run them.
+ * takes at most one core, as its other work does: in `bench:ab`'s fixed rate, the median round's
+ * p99.8 went from 42.2 to 23.8 ms (mqpush) and from 14.4 to 7.8 ms (the HTTP floor), over six
+ * runs without and five with (docs/benchmarks.md). The brokers under test run with Node's
+ * defaults, as users run them.
  */
 export const HARNESS_NODE_FLAGS: readonly string[] = ['--single-threaded-gc']
 
