@@ -2,7 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { HARNESS_NODE_FLAGS, WorkerPool, warnWithoutHarnessFlags } from './load/pool.js'
+import {
+  HARNESS_NODE_FLAGS,
+  WorkerPool,
+  warnWithoutHarnessFlags,
+  workerNodeFlags,
+} from './load/pool.js'
 import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
@@ -94,8 +99,9 @@ const report: BenchReport = {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    // the bench's own process; its load workers always have them
+    // the bench's own process
     harnessNodeFlags: HARNESS_NODE_FLAGS.filter((f) => process.execArgv.includes(f)),
+    workerNodeFlags: workerNodeFlags(),
   },
   options: { ...opts, scenarios: [...opts.scenarios] },
   results: {},

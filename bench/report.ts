@@ -9,6 +9,8 @@ export interface BenchReport {
     node: string
     /** HARNESS_NODE_FLAGS the bench's own process ran with (absent in reports before them) */
     harnessNodeFlags?: string[]
+    /** the node flags of the load workers, MQPUSH_BENCH_WORKER_ARGS included (the same) */
+    workerNodeFlags?: string[]
   }
   options: Record<string, unknown>
   /** target → scenario → figures */

@@ -5,14 +5,12 @@ import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './pro
 /**
  * Node flags for every process of the load generator: its workers (`WorkerPool`) and the bench's
  * own process, which sends the HTTP pushes (the npm scripts start it with them). V8 collects
- * garbage on helper threads besides the main one; on this 2-core machine a harness process's
- * collection then ran on two threads or more at once and held both cores for 20–27 ms while
- * the broker under test waited to run (`perf sched`, fourteenth session), and every target's
- * latency tail grew with it. With its collections on its main thread alone, a harness process
- * takes at most one core, as its other work does: in `bench:ab`'s fixed rate, the median round's
- * p99.8 went from 42.2 to 23.8 ms (mqpush) and from 14.4 to 7.8 ms (the HTTP floor), over six
- * runs without and five with (docs/benchmarks.md). The brokers under test run with Node's
- * defaults, as users run them.
+ * garbage on helper threads besides the main one; on this 2-core machine two harness processes
+ * collecting at once held both cores for tens of milliseconds while the broker under test waited
+ * to run, and every target's latency tail grew with it. With its collections on its main thread
+ * alone, a harness process takes at most one core, as its other work does. The measurements are
+ * in docs/benchmarks.md ("The load generator's garbage collections"). The brokers under test run
+ * with Node's defaults, as users run them.
  */
 export const HARNESS_NODE_FLAGS: readonly string[] = ['--single-threaded-gc']
 
@@ -24,6 +22,17 @@ export function warnWithoutHarnessFlags(): void {
     `note: the bench runs without ${missing.join(' ')}: its garbage collections may take both ` +
       `cores from the target under test (\`npm run bench\` and \`npm run bench:ab\` pass it)`,
   )
+}
+
+/**
+ * The node flags each load worker starts with: HARNESS_NODE_FLAGS, then MQPUSH_BENCH_WORKER_ARGS
+ * (e.g. --cpu-prof; a later flag wins: --no-single-threaded-gc undoes the harness's).
+ */
+export function workerNodeFlags(): string[] {
+  return [
+    ...HARNESS_NODE_FLAGS,
+    ...(process.env.MQPUSH_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean),
+  ]
 }
 
 /** The highest second byte of a worker's net (127.255.255.255 is a broadcast address). */
@@ -59,13 +68,7 @@ export class WorkerPool {
     // built: dist/bench/load/worker.js; from the sources (tsx, the tests): worker.ts through tsx
     const fromSources = import.meta.url.endsWith('.ts')
     const script = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url)
-    // MQPUSH_BENCH_WORKER_ARGS: more node flags for the load workers, e.g. --cpu-prof (a later
-    // flag wins: --no-single-threaded-gc undoes the harness's)
-    const execArgv = [
-      ...(fromSources ? ['--import', 'tsx'] : []),
-      ...HARNESS_NODE_FLAGS,
-      ...(process.env.MQPUSH_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean),
-    ]
+    const execArgv = [...(fromSources ? ['--import', 'tsx'] : []), ...workerNodeFlags()]
     const workers = Array.from({ length: count }, () =>
       fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }),
     )
@@ -74,7 +77,10 @@ export class WorkerPool {
 
   /** The workers' process ids. */
   get pids(): number[] {
-    return this.#workers.map((w) => w.pid as number)
+    return this.#workers.map((w, i) => {
+      if (w.pid === undefined) throw new Error(`load worker ${i} did not start`)
+      return w.pid
+    })
   }
 
   #ask(i: number, req: WorkerRequest): Promise<WorkerReply> {
