@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { SERVICE_NODE_FLAGS } from '../../api/runtime-flags.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { httpJson } from './http.js'
 import {
@@ -55,8 +56,12 @@ export async function startMqpush(
   })
   const spawnService = async (): Promise<number> => {
     const started = performance.now()
-    // MQPUSH_BENCH_NODE_ARGS: extra node flags for the service only, e.g. --cpu-prof
-    const nodeArgs = (process.env.MQPUSH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+    // the service's own flags, as `npm start` passes them; then MQPUSH_BENCH_NODE_ARGS: extra
+    // node flags for the service only, e.g. --cpu-prof
+    const nodeArgs = [
+      ...SERVICE_NODE_FLAGS,
+      ...(process.env.MQPUSH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    ]
     // MQPUSH_BENCH_SERVICE_LOG: a file for the service's stdout (its log, --trace-gc output)
     const logFile = process.env.MQPUSH_BENCH_SERVICE_LOG
     const out = logFile ? openSync(logFile, 'a') : 'ignore'
