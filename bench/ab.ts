@@ -13,7 +13,7 @@ import {
   unicast,
 } from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
-import { startMqpush } from './targets/mqpush.js'
+import { serviceNodeFlagsOf, startMqpush } from './targets/mqpush.js'
 import { cpuTimesMs, type HttpPushTarget, type Target } from './targets/target.js'
 
 /**
@@ -133,7 +133,11 @@ const targets: Record<Side, Target> = {
       ? await startPlainAedes({ http: a.baseline === 'aedes-http' })
       : a.baseline === 'mosquitto'
         ? await startMosquitto()
-        : await startMqpush({}, resolve(a.baseline, 'dist/api/main.js')),
+        : await startMqpush(
+            {},
+            resolve(a.baseline, 'dist/api/main.js'),
+            await serviceNodeFlagsOf(resolve(a.baseline)),
+          ),
   'this build': await startMqpush(),
 }
 const pools: Record<Side, WorkerPool> = {

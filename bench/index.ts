@@ -14,6 +14,7 @@ import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/base
 import { startMqpush } from './targets/mqpush.js'
 import { cpuMs, takesHttpPushes, type Target } from './targets/target.js'
 import type { DeviceCreds } from './load/protocol.js'
+import { SERVICE_NODE_FLAGS } from '../api/runtime-flags.js'
 
 /**
  * `npm run bench`: drives mqpush (full pipeline, embedded store) and, as baselines measured in
@@ -102,6 +103,8 @@ const report: BenchReport = {
     // the bench's own process
     harnessNodeFlags: HARNESS_NODE_FLAGS.filter((f) => process.execArgv.includes(f)),
     workerNodeFlags: workerNodeFlags(),
+    // mqpush's, as `npm start` passes them; MQPUSH_BENCH_NODE_ARGS come after them
+    serviceNodeFlags: [...SERVICE_NODE_FLAGS],
   },
   options: { ...opts, scenarios: [...opts.scenarios] },
   results: {},

@@ -11,6 +11,8 @@ export interface BenchReport {
     harnessNodeFlags?: string[]
     /** the node flags of the load workers, MQPUSH_BENCH_WORKER_ARGS included (the same) */
     workerNodeFlags?: string[]
+    /** the service's own node flags (api/runtime-flags.ts), before MQPUSH_BENCH_NODE_ARGS */
+    serviceNodeFlags?: string[]
   }
   options: Record<string, unknown>
   /** target → scenario → figures */

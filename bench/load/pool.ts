@@ -10,7 +10,8 @@ import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './pro
  * to run, and every target's latency tail grew with it. With its collections on its main thread
  * alone, a harness process takes at most one core, as its other work does. The measurements are
  * in docs/benchmarks.md ("The load generator's garbage collections"). The brokers under test run
- * with Node's defaults, as users run them.
+ * as users run them: mqpush with its own flags (api/runtime-flags.ts), the baselines with Node's
+ * defaults.
  */
 export const HARNESS_NODE_FLAGS: readonly string[] = ['--single-threaded-gc']
 

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { SERVICE_NODE_FLAGS } from '../../api/runtime-flags.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { httpJson } from './http.js'
@@ -22,12 +23,29 @@ export interface MqpushTarget extends HttpPushTarget {
 }
 
 /**
- * The built service (`dist/api/main.js`) as its own process, on the embedded store; `main`
- * names another build's entry point (`npm run bench:ab` compares two builds).
+ * The node flags a build of the service runs with (`api/runtime-flags.ts`, as its `npm start`
+ * passes them), read from its `dist/`; none for a build from before that file.
+ */
+export async function serviceNodeFlagsOf(buildDir: string): Promise<readonly string[]> {
+  const file = join(buildDir, 'dist/api/runtime-flags.js')
+  if (!existsSync(file)) return []
+  const flags = ((await import(pathToFileURL(file).href)) as { SERVICE_NODE_FLAGS?: unknown })
+    .SERVICE_NODE_FLAGS
+  if (!Array.isArray(flags) || !flags.every((f) => typeof f === 'string')) {
+    throw new Error(`${file}: SERVICE_NODE_FLAGS is not a list of strings`)
+  }
+  return flags
+}
+
+/**
+ * The built service (`dist/api/main.js`) as its own process, on the embedded store, with its
+ * node flags; `main` and `serviceFlags` name another build's entry point and flags
+ * (`npm run bench:ab` compares two builds: each runs with its own, `serviceNodeFlagsOf`).
  */
 export async function startMqpush(
   env: Record<string, string> = {},
   main = new URL('../../api/main.js', import.meta.url).pathname,
+  serviceFlags: readonly string[] = SERVICE_NODE_FLAGS,
 ): Promise<MqpushTarget> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-mqpush-'))
   const httpPort = await freePort()
@@ -57,9 +75,10 @@ export async function startMqpush(
   const spawnService = async (): Promise<number> => {
     const started = performance.now()
     // the service's own flags, as `npm start` passes them; then MQPUSH_BENCH_NODE_ARGS: extra
-    // node flags for the service only, e.g. --cpu-prof
+    // node flags for the service only, e.g. --cpu-prof (a later flag wins: --v8-pool-size=4
+    // there undoes the service's =1)
     const nodeArgs = [
-      ...SERVICE_NODE_FLAGS,
+      ...serviceFlags,
       ...(process.env.MQPUSH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
     ]
     // MQPUSH_BENCH_SERVICE_LOG: a file for the service's stdout (its log, --trace-gc output)
