@@ -25,15 +25,17 @@ export function warnWithoutHarnessFlags(): void {
   )
 }
 
+/** The node flags in an environment variable (MQPUSH_BENCH_*_ARGS), split on spaces. */
+export function nodeArgsFrom(variable: string): string[] {
+  return (process.env[variable] ?? '').split(' ').filter(Boolean)
+}
+
 /**
  * The node flags each load worker starts with: HARNESS_NODE_FLAGS, then MQPUSH_BENCH_WORKER_ARGS
  * (e.g. --cpu-prof; a later flag wins: --no-single-threaded-gc undoes the harness's).
  */
 export function workerNodeFlags(): string[] {
-  return [
-    ...HARNESS_NODE_FLAGS,
-    ...(process.env.MQPUSH_BENCH_WORKER_ARGS ?? '').split(' ').filter(Boolean),
-  ]
+  return [...HARNESS_NODE_FLAGS, ...nodeArgsFrom('MQPUSH_BENCH_WORKER_ARGS')]
 }
 
 /** The highest second byte of a worker's net (127.255.255.255 is a broadcast address). */

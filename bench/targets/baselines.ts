@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createConnection } from 'node:net'
+import { nodeArgsFrom } from '../load/pool.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { openPublisher, publishAll } from './publisher.js'
 import {
@@ -115,7 +116,7 @@ export async function startPlainAedes(o: { http?: boolean } = {}): Promise<Targe
   const httpPort = o.http ? await freePort() : undefined
   const script = new URL('./aedes-server.js', import.meta.url)
   // MQPUSH_BENCH_BASELINE_ARGS: node flags for the plain Aedes baselines, e.g. --cpu-prof
-  const nodeArgs = (process.env.MQPUSH_BENCH_BASELINE_ARGS ?? '').split(' ').filter(Boolean)
+  const nodeArgs = nodeArgsFrom('MQPUSH_BENCH_BASELINE_ARGS')
   const args = [...nodeArgs, script.pathname, String(port)]
   if (httpPort !== undefined) args.push(String(httpPort))
   const child = spawn(process.execPath, args, { stdio: 'inherit' })

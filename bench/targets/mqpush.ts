@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { SERVICE_NODE_FLAGS } from '../../api/runtime-flags.js'
+import { nodeArgsFrom } from '../load/pool.js'
 import type { DeviceCreds } from '../load/protocol.js'
 import { httpJson } from './http.js'
 import {
@@ -77,10 +78,7 @@ export async function startMqpush(
     // the service's own flags, as `npm start` passes them; then MQPUSH_BENCH_NODE_ARGS: extra
     // node flags for the service only, e.g. --cpu-prof (a later flag wins: --v8-pool-size=4
     // there undoes the service's =1)
-    const nodeArgs = [
-      ...serviceFlags,
-      ...(process.env.MQPUSH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
-    ]
+    const nodeArgs = [...serviceFlags, ...nodeArgsFrom('MQPUSH_BENCH_NODE_ARGS')]
     // MQPUSH_BENCH_SERVICE_LOG: a file for the service's stdout (its log, --trace-gc output)
     const logFile = process.env.MQPUSH_BENCH_SERVICE_LOG
     const out = logFile ? openSync(logFile, 'a') : 'ignore'
