@@ -306,7 +306,8 @@ export async function unicastWarmUp(
   devices: DeviceCreds[],
   rate: number,
 ): Promise<void> {
-  await pool.reset()
+  // no forced collection in the workers in any phase of the fixed rate (see `WorkerPool.reset`)
+  await pool.reset({ collectInWorkers: false })
   const warm = await openLoop(target, devices, rate, Math.round(rate * 2), 0)
   await pool.waitFor((st) => st.distinct >= warm, 30_000)
 }
@@ -339,7 +340,7 @@ export async function unicastSlice(
   first: number,
 ): Promise<UnicastSlice> {
   const seconds = count / rate
-  await pool.reset()
+  await pool.reset({ collectInWorkers: false })
   const cpuBefore = cpuMs(target.pid)
   const accepted = await openLoop(target, devices, rate, count, first)
   const s = await pool.waitFor((st) => st.distinct >= accepted, 30_000)

@@ -33,7 +33,11 @@ export type WorkerRequest =
       /** Connections opened at once. */
       concurrency: number
     }
-  | { type: 'reset' }
+  | {
+      type: 'reset'
+      /** Whether the worker runs a full collection first (see `WorkerPool.reset`). */
+      collect: boolean
+    }
   | { type: 'stats' }
   | { type: 'disconnect' }
 
@@ -48,6 +52,11 @@ export interface WorkerStats {
   latencies: number[]
   /** Ids of messages whose payload says they should have expired (`expired=1`). */
   expiredReceived: number
+  /**
+   * Full collections of the worker's heap since it started, forced or V8's own (not cleared by
+   * a reset; V8 reports them a moment after they end).
+   */
+  fullCollections: number
 }
 
 export type WorkerReply =

@@ -1,3 +1,4 @@
+import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { collectGarbage } from './gc.js'
 import { connectLite, type LiteClient } from './mqtt-lite.js'
 import {
@@ -23,6 +24,14 @@ function addressOf(clientId: string, net: number): string {
   return a
 }
 let stats: WorkerStats
+/** Counted for the stats: whether a phase's collections happened where the runner meant them. */
+let fullCollections = 0
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as { detail?: { kind?: number } }).detail?.kind
+    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullCollections++
+  }
+}).observe({ entryTypes: ['gc'] })
 const seen = new Set<string>()
 const ID_RE = /"id":"([^"]+)"/
 const T_RE = /t=(\d+(?:\.\d+)?)/
@@ -37,6 +46,7 @@ function reset(): void {
     lastAt: 0,
     latencies: [],
     expiredReceived: 0,
+    fullCollections: 0, // (the running count is added when stats are asked for)
   }
 }
 reset()
@@ -114,11 +124,11 @@ async function handle(req: WorkerRequest): Promise<void> {
     }
     case 'reset':
       reset()
-      collectGarbage()
+      if (req.collect) collectGarbage()
       reply({ type: 'done' })
       break
     case 'stats':
-      reply({ type: 'stats', stats })
+      reply({ type: 'stats', stats: { ...stats, fullCollections } })
       break
     case 'disconnect':
       for (const c of clients.splice(0)) c.close()

@@ -109,3 +109,22 @@ describe('WorkerPool.start', () => {
     }
   })
 })
+
+describe('WorkerPool.reset', () => {
+  // The fixed rate's phases reset without forced collections in the workers: after one, the
+  // measured target's workers scavenged together a second into the phase, and every target's
+  // deliveries of that moment were late. The workers report their full collections (V8 tells
+  // them a moment after each ends).
+  it('collects in the workers unless told not to', async () => {
+    const pool = await WorkerPool.start(2)
+    pools.push(pool)
+    const start = (await pool.stats()).fullCollections
+    await pool.reset({ collectInWorkers: false })
+    await new Promise((r) => setTimeout(r, 500))
+    expect((await pool.stats()).fullCollections).toBe(start)
+
+    await pool.reset()
+    const after = await pool.waitFor((s) => s.fullCollections >= start + 2, 5_000)
+    expect(after.fullCollections).toBe(start + 2)
+  })
+})
