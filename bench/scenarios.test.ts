@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest'
+import type { WorkerPool } from './load/pool.js'
+import type { WorkerStats } from './load/protocol.js'
+import type { Target } from './targets/target.js'
 import {
   alternate,
   broadcastSummary,
   offlineSummary,
   sliceOf,
+  unicastSlice,
   unicastSummary,
+  unicastWarmUp,
   type BroadcastRound,
   type OfflineResult,
   type UnicastSlice,
@@ -146,5 +151,38 @@ describe('sliceOf', () => {
       }
       expect(next).toBe(Math.round(rate * seconds))
     }
+  })
+})
+
+describe('the fixed rate', () => {
+  // Its phases reset the load workers without a forced collection: collected together, the
+  // measured target's workers then scavenged together a second into the phase and every
+  // target's deliveries of that moment were late (see `WorkerPool.reset`).
+  it('resets the load workers without collecting, in the warm-up and in every slice', async () => {
+    const resets: unknown[] = []
+    let sent = 0
+    const stats: WorkerStats = {
+      received: 0,
+      distinct: 0,
+      duplicates: 0,
+      firstAt: 0,
+      lastAt: 0,
+      latencies: [],
+      expiredReceived: 0,
+      fullCollections: 0,
+    }
+    const pool = {
+      reset: async (options?: unknown) => void resets.push(options),
+      waitFor: async () => ({ ...stats, distinct: sent }),
+    } as unknown as WorkerPool
+    const target = {
+      pid: process.pid,
+      sendOne: async () => (sent++, true),
+    } as unknown as Target
+    const devices = [{ clientId: 'd0' }, { clientId: 'd1' }]
+    await unicastWarmUp(pool, target, devices, 1000)
+    await unicastSlice(pool, target, devices, 1000, 5, 0)
+    expect(resets).toEqual([{ collectInWorkers: false }, { collectInWorkers: false }])
+    expect(sent).toBe(2005)
   })
 })

@@ -141,11 +141,12 @@ export class WorkerPool {
    *
    * A fixed-rate phase passes false. The workers' forced collections left their young
    * generations empty at the same moment, and with the same message rate they filled together:
-   * about a second into the phase the measured target's four workers scavenged at once (7–16 ms
-   * each, on their main threads under `--single-threaded-gc`), both cores were theirs, and every
-   * target's deliveries of that moment were 10–50 ms late, the bare brokers' too (fifteenth
-   * session, docs/benchmarks.md). The connects' garbage, which these collections were for, is
-   * scavenged in the fixed rate's unmeasured warm-up.
+   * about a second into the phase the measured target's workers (four in `npm run bench`)
+   * scavenged at once, 7–16 ms each on their main threads under `--single-threaded-gc`; both
+   * cores were theirs, and every target's deliveries of that moment were late by up to ~50 ms,
+   * the bare brokers' too (fifteenth session, docs/benchmarks.md). The connects' garbage, which
+   * these collections were for, goes in the fixed rate's unmeasured warm-up, or in an earlier
+   * scenario's resets.
    */
   async reset({ collectInWorkers = true }: { collectInWorkers?: boolean } = {}): Promise<void> {
     await this.#all(() => ({ type: 'reset', collect: collectInWorkers }))

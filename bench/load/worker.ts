@@ -24,7 +24,7 @@ function addressOf(clientId: string, net: number): string {
   return a
 }
 let stats: WorkerStats
-/** Counted for the stats: whether a phase's collections happened where the runner meant them. */
+/** Counted for the stats (the tests read it): the full collections this worker ran. */
 let fullCollections = 0
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
