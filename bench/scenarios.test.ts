@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { WorkerPool } from './load/pool.js'
-import type { WorkerStats } from './load/protocol.js'
+import { emptyWorkerStats } from './load/protocol.js'
 import type { Target } from './targets/target.js'
 import {
   alternate,
@@ -161,16 +161,7 @@ describe('the fixed rate', () => {
   it('resets the load workers without collecting, in the warm-up and in every slice', async () => {
     const resets: unknown[] = []
     let sent = 0
-    const stats: WorkerStats = {
-      received: 0,
-      distinct: 0,
-      duplicates: 0,
-      firstAt: 0,
-      lastAt: 0,
-      latencies: [],
-      expiredReceived: 0,
-      fullCollections: 0,
-    }
+    const stats = emptyWorkerStats()
     const pool = {
       reset: async (options?: unknown) => void resets.push(options),
       waitFor: async () => ({ ...stats, distinct: sent }),

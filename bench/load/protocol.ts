@@ -59,6 +59,20 @@ export interface WorkerStats {
   fullCollections: number
 }
 
+/** Stats before any message: what a worker starts from, and returns to at a reset. */
+export function emptyWorkerStats(): WorkerStats {
+  return {
+    received: 0,
+    distinct: 0,
+    duplicates: 0,
+    firstAt: 0,
+    lastAt: 0,
+    latencies: [],
+    expiredReceived: 0,
+    fullCollections: 0,
+  }
+}
+
 export type WorkerReply =
   | { type: 'connected'; ok: number; failed: number; ms: number; firstError?: string }
   | { type: 'stats'; stats: WorkerStats }

@@ -2,6 +2,7 @@ import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { collectGarbage } from './gc.js'
 import { connectLite, type LiteClient } from './mqtt-lite.js'
 import {
+  emptyWorkerStats,
   sourceAddress,
   type WorkerReply,
   type WorkerRequest,
@@ -38,16 +39,8 @@ const T_RE = /t=(\d+(?:\.\d+)?)/
 
 function reset(): void {
   seen.clear()
-  stats = {
-    received: 0,
-    distinct: 0,
-    duplicates: 0,
-    firstAt: 0,
-    lastAt: 0,
-    latencies: [],
-    expiredReceived: 0,
-    fullCollections: 0, // (the running count is added when stats are asked for)
-  }
+  // (fullCollections stays 0 here: the running count is added when stats are asked for)
+  stats = emptyWorkerStats()
 }
 reset()
 
