@@ -3,8 +3,8 @@ import { cpus, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
-  HARNESS_NODE_FLAGS,
   WorkerPool,
+  harnessFlagsOfThisProcess,
   warnWithoutHarnessFlags,
   workerNodeFlags,
 } from './load/pool.js'
@@ -101,7 +101,7 @@ const report: BenchReport = {
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     // the bench's own process
-    harnessNodeFlags: HARNESS_NODE_FLAGS.filter((f) => process.execArgv.includes(f)),
+    harnessNodeFlags: harnessFlagsOfThisProcess(),
     workerNodeFlags: workerNodeFlags(),
     // mqpush's, as `npm start` passes them; MQPUSH_BENCH_NODE_ARGS come after them
     serviceNodeFlags: [...SERVICE_NODE_FLAGS],

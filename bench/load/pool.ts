@@ -15,9 +15,15 @@ import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './pro
  */
 export const HARNESS_NODE_FLAGS: readonly string[] = ['--single-threaded-gc']
 
+/** The HARNESS_NODE_FLAGS this process (the bench's own) was started with. */
+export function harnessFlagsOfThisProcess(): string[] {
+  return HARNESS_NODE_FLAGS.filter((f) => process.execArgv.includes(f))
+}
+
 /** Says on stderr when this process (the bench's own) runs without HARNESS_NODE_FLAGS. */
 export function warnWithoutHarnessFlags(): void {
-  const missing = HARNESS_NODE_FLAGS.filter((f) => !process.execArgv.includes(f))
+  const present = harnessFlagsOfThisProcess()
+  const missing = HARNESS_NODE_FLAGS.filter((f) => !present.includes(f))
   if (missing.length === 0) return
   console.error(
     `note: the bench runs without ${missing.join(' ')}: its garbage collections may take both ` +
