@@ -33,7 +33,7 @@ export function trackMembership(
     const allowed = (session ? subs.filter((s) => maySubscribe(session, s.topic)) : subs).map(
       // queued delivery needs QoS 1: a device asking for QoS 0 gets it live, but its session
       // keeps queueing what it misses while away
-      (s) => (s.qos < 1 && parseTopic(s.topic) ? { ...s, qos: 1 } : s),
+      (s) => (s.qos < 1 && parseTopic(s.topic) ? Object.assign({}, s, { qos: 1 }) : s),
     )
     const done = (async () => {
       for (const [appId, topics] of appTopicsOf(allowed.map((s) => s.topic))) {

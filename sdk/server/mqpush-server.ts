@@ -73,27 +73,27 @@ export class MqpushServer {
 
   /** To up to 1000 regIds. */
   sendToRegIds(regIds: readonly string[], message: PushMessage): Promise<PushResponse> {
-    return this.send({ ...message, target: { regIds: [...regIds] } })
+    return this.send(Object.assign({}, message, { target: { regIds: [...regIds] } }))
   }
 
   /** To the devices holding up to 1000 aliases. */
   sendToAliases(aliases: readonly string[], message: PushMessage): Promise<PushResponse> {
-    return this.send({ ...message, target: { aliases: [...aliases] } })
+    return this.send(Object.assign({}, message, { target: { aliases: [...aliases] } }))
   }
 
   /** To the devices of up to 1000 userAccounts. */
   sendToUserAccounts(userAccounts: readonly string[], message: PushMessage): Promise<PushResponse> {
-    return this.send({ ...message, target: { userAccounts: [...userAccounts] } })
+    return this.send(Object.assign({}, message, { target: { userAccounts: [...userAccounts] } }))
   }
 
   /** To the devices subscribed to an app topic. */
   sendToTopic(topic: string, message: PushMessage): Promise<PushResponse> {
-    return this.send({ ...message, target: { topic } })
+    return this.send(Object.assign({}, message, { target: { topic } }))
   }
 
   /** To every device of the app. */
   sendToAll(message: PushMessage): Promise<PushResponse> {
-    return this.send({ ...message, target: { all: true } })
+    return this.send(Object.assign({}, message, { target: { all: true as const } }))
   }
 
   /** A message's state and funnel (planned … delivered, clicked). 40402 when unknown. */

@@ -8,7 +8,7 @@ import type { ParsedPushRequest } from '../../../sdk/protocol/schemas.js'
 import { ApiError } from '../errors.js'
 import { newMessageId } from '../ids.js'
 import type { AppId, MessageContent, MessageRecord } from '../model.js'
-import { type SendContext, type SendDeps, targetTypeOf } from './send-context.js'
+import { type SendContext, type SendDeps, targetTypeOf, withReceiptCounts } from './send-context.js'
 import { SEND_STEPS } from './send-steps.js'
 
 /** Messages: send through the pipeline, report status and funnel, recover after a crash. */
@@ -41,7 +41,7 @@ export class MessageService {
       messageId: ctx.id,
       state: ctx.sendNow ? 'dispatched' : 'accepted',
       expiresAt: isoTime(ctx.expiresAt),
-      funnel: { ...ctx.funnel, delivered: 0, clicked: 0 },
+      funnel: withReceiptCounts(ctx.funnel),
     }
   }
 

@@ -238,7 +238,8 @@ function reviveBuffers(_key: string, value: any): any {
 function splitPacket(packet: AnyPacket): [string, Buffer | null] {
   const { payload, ...meta } = packet
   if (typeof payload === 'string') {
-    return [JSON.stringify({ ...meta, payloadString: true }), Buffer.from(payload)]
+    ;(meta as Record<string, unknown>).payloadString = true
+    return [JSON.stringify(meta), Buffer.from(payload)]
   }
   const bytes = payload == null ? null : Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
   return [JSON.stringify(meta), bytes]

@@ -137,7 +137,8 @@ export class EmbeddedMessageStore implements MessageStore {
     if (this.#pendingDispatched.has(id)) {
       m.state = 'dispatched'
       const funnel = this.#pendingDispatched.get(id)
-      if (funnel) m.funnel = { ...m.funnel, ...funnel }
+      // the record is this call's own: its funnel takes the overlay's counts
+      if (funnel) Object.assign(m.funnel, funnel)
     }
     return m
   }
