@@ -235,6 +235,24 @@ function reviveBuffers(_key: string, value: any): any {
   return value
 }
 
+/**
+ * The retained packets whose topics match any of these patterns (aedes asks on every SUBSCRIBE).
+ * A generator declared once: a generator function declared inside the method was a new closure
+ * per call, and each got a hidden class of its own for its generator objects (V8's log of
+ * hidden classes: one per subscribing device).
+ */
+function* retainedMatching(
+  retained: ReadonlyMap<string, AnyPacket>,
+  patterns: readonly string[],
+): Generator<AnyPacket> {
+  if (retained.size === 0) return
+  for (const pattern of patterns) {
+    const q = new QlobberTrue(QLOBBER_OPTIONS)
+    q.add(pattern)
+    for (const [topic, packet] of retained) if (q.test(topic)) yield packet
+  }
+}
+
 function splitPacket(packet: AnyPacket): [string, Buffer | null] {
   const { payload, ...meta } = packet
   if (typeof payload === 'string') {
@@ -568,15 +586,7 @@ export class EmbeddedBrokerPersistence {
   }
 
   createRetainedStreamCombi(patterns: string[]): Readable {
-    const retained = this.#retained
-    function* matching() {
-      for (const pattern of patterns) {
-        const q = new QlobberTrue(QLOBBER_OPTIONS)
-        q.add(pattern)
-        for (const [topic, packet] of retained) if (q.test(topic)) yield packet
-      }
-    }
-    return Readable.from(matching())
+    return Readable.from(retainedMatching(this.#retained, patterns))
   }
 
   // --- subscriptions ----------------------------------------------------------------------
