@@ -19,7 +19,7 @@ const sameHiddenClass = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (
 
 const APP = 'apptestapptest01' as AppId
 const NOW = 1_800_000_000_000
-/** Enough calls for V8's inline caches to settle (a spread's copies differ from the third on). */
+/** Enough calls for V8's inline caches to settle (a spread's copies stop sharing once they have). */
 const CALLS = 500
 
 function context(i: number): SendContext {

@@ -256,7 +256,7 @@ function* retainedMatching(
 function splitPacket(packet: AnyPacket): [string, Buffer | null] {
   const { payload, ...meta } = packet
   if (typeof payload === 'string') {
-    ;(meta as Record<string, unknown>).payloadString = true
+    meta.payloadString = true
     return [JSON.stringify(meta), Buffer.from(payload)]
   }
   const bytes = payload == null ? null : Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
