@@ -19,8 +19,10 @@ const sameHiddenClass = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (
 
 const APP = 'apptestapptest01' as AppId
 const NOW = 1_800_000_000_000
-/** Enough calls for V8's inline caches to settle (a spread's copies stop sharing once they have). */
+/** Enough calls for V8's inline caches to settle (then a spread's copies stop sharing). */
 const CALLS = 500
+/** The funnel of a push to one valid regId. */
+const FUNNEL = { planned: 1, invalid: 0, filtered: 0, valid: 1, delivered: 0, clicked: 0 }
 
 function context(i: number): SendContext {
   return {
@@ -49,14 +51,7 @@ describe('objects made for every push share their hidden classes', () => {
   it('the record a push stores, and its funnel', () => {
     const records = Array.from({ length: CALLS }, (_, i) => toRecord(context(i)))
     const [a, b] = records.slice(-2) as [ReturnType<typeof toRecord>, ReturnType<typeof toRecord>]
-    expect(b.funnel).toEqual({
-      planned: 1,
-      invalid: 0,
-      filtered: 0,
-      valid: 1,
-      delivered: 0,
-      clicked: 0,
-    })
+    expect(b.funnel).toEqual(FUNNEL)
     expect(sameHiddenClass(a.funnel, b.funnel)).toBe(true)
     expect(sameHiddenClass(a, b)).toBe(true)
   })
@@ -96,14 +91,7 @@ describe('objects made for every push share their hidden classes', () => {
       )
     }
     const [a, b] = answers.slice(-2) as [(typeof answers)[0], (typeof answers)[0]]
-    expect(b.funnel).toEqual({
-      planned: 1,
-      invalid: 0,
-      filtered: 0,
-      valid: 1,
-      delivered: 0,
-      clicked: 0,
-    })
+    expect(b.funnel).toEqual(FUNNEL)
     expect(sameHiddenClass(a.funnel, b.funnel)).toBe(true)
     expect(sameHiddenClass(a, b)).toBe(true)
   })
