@@ -1,5 +1,4 @@
 import { Hono } from 'hono'
-import { cors } from 'hono/cors'
 import type { RegisterResponse } from '../../../../sdk/protocol/schemas.js'
 import {
   RegisterRequestSchema,
@@ -14,6 +13,7 @@ import {
 import type { HttpDeps, HttpEnv } from '../../deps.js'
 import { clientAddress, deviceAuth, guarded, spend } from '../../middleware/auth.js'
 import { readJson } from '../../middleware/body.js'
+import { deviceCors } from '../../middleware/cors.js'
 import { nameParam } from '../../params.js'
 import { z } from 'zod'
 
@@ -25,13 +25,7 @@ const ClickSchema = z.strictObject({ messageId: z.string().min(1).max(64) })
  */
 export function deviceRoutes(deps: HttpDeps) {
   const r = new Hono<HttpEnv>()
-  const origins = deps.corsOrigins.split(',').map((o) => o.trim())
-  const browsers = cors({
-    origin: origins.includes('*') ? '*' : origins,
-    allowHeaders: ['Authorization', 'Content-Type'],
-    allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    maxAge: 600,
-  })
+  const browsers = deviceCors(deps.corsOrigins.split(',').map((o) => o.trim()))
   r.use('/devices/register', browsers)
   r.use('/device', browsers)
   r.use('/device/*', browsers)
