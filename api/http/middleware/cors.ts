@@ -28,7 +28,7 @@ export function deviceCors(origins: readonly string[]): MiddlewareHandler {
       outgoing.setHeader('access-control-allow-origin', '*')
     } else {
       const origin = c.req.header('origin')
-      if (origin !== undefined && allowed.has(origin)) {
+      if (origin && allowed.has(origin)) {
         outgoing.setHeader('access-control-allow-origin', origin)
       }
       outgoing.setHeader('vary', 'Origin')
