@@ -116,6 +116,23 @@ describe('CORS of the device endpoints, origins listed', () => {
   })
 })
 
+describe('CORS of the device endpoints, an empty entry in the list', () => {
+  let s: TestServer
+  beforeAll(async () => {
+    s = await startTestServer({ env: { MQPUSH_HTTP_CORS_ORIGINS: `${ALLOWED},,` } })
+  })
+  afterAll(() => s.stop())
+
+  it('never echoes an empty Origin', async () => {
+    const body = { appId: s.defaultApp.id, appKey: s.defaultApp.key }
+    const empty = await call(s, 'POST', '/v1/devices/register', { origin: '' }, body)
+    expect(empty.status).toBe(200)
+    expect(empty.headers['access-control-allow-origin']).toBeUndefined()
+    const listed = await call(s, 'POST', '/v1/devices/register', { origin: ALLOWED }, body)
+    expect(listed.headers['access-control-allow-origin']).toBe(ALLOWED)
+  })
+})
+
 describe('CORS of the device endpoints, any origin (the default)', () => {
   let s: TestServer
   beforeAll(async () => {

@@ -10,7 +10,10 @@ import { cors } from 'hono/cors'
  * @hono/node-server build a real WHATWG Response, body stream and all, for every answer — a
  * third of a registration's CPU (docs/benchmarks.md, sixteenth session). The same headers
  * either way: `Access-Control-Allow-Origin` (`*`, or the request's origin when allowed) and,
- * unless any origin is allowed, `Vary: Origin`; on errors too, so a browser can read them.
+ * unless any origin is allowed, `Vary: Origin`; on errors too, so a browser can read them. One
+ * limit: a header of the same name on the handler's own answer replaces these (Node lets the
+ * head's headers win), where hono's `cors()` appended to `Vary`; no device endpoint sets `Vary`
+ * or `Access-Control-Allow-Origin` itself.
  */
 export function deviceCors(origins: readonly string[]): MiddlewareHandler {
   const any = origins.includes('*')
