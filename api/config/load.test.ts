@@ -53,6 +53,28 @@ describe('loadConfig', () => {
     )
   })
 
+  it('takes CORS origins as browsers send them, and refuses what could never match or is unsafe', () => {
+    for (const ok of [
+      '*',
+      'https://app.example',
+      'https://a.example, http://b.example:8080',
+      'capacitor://localhost',
+    ]) {
+      expect(loadConfig({ MQPUSH_HTTP_CORS_ORIGINS: ok }).httpCorsOrigins).toBe(ok)
+    }
+    for (const bad of [
+      'null',
+      'https://app.example/',
+      'app.example',
+      'https://a.example,,https://b.example',
+      ' ',
+    ]) {
+      expect(() => loadConfig({ MQPUSH_HTTP_CORS_ORIGINS: bad })).toThrow(
+        /MQPUSH_HTTP_CORS_ORIGINS/,
+      )
+    }
+  })
+
   it('wants the TLS certificate and key together', () => {
     expect(() => loadConfig({ MQPUSH_MQTT_TLS_CERT_FILE: '/c.pem' })).toThrow(/together/)
   })

@@ -39,6 +39,15 @@ const bool = typed(
 )
 const text = typed(z.string().min(1), 'string')
 const optionalText = typed(z.string().optional(), 'string, optional')
+/** An origin as browsers send it: scheme://host[:port], no path (a trailing slash never matches). */
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/i
+const corsOrigins = typed(
+  z.string().refine((v) => v.split(',').every((o) => o.trim() === '*' || ORIGIN.test(o.trim())), {
+    message:
+      'each comma-separated entry is * or an origin such as https://app.example (scheme://host[:port], no path, no empty entry, not null)',
+  }),
+  'origins, comma separated, or *',
+)
 
 export const SETTINGS = {
   dataDir: setting(
@@ -74,9 +83,9 @@ export const SETTINGS = {
   ),
   httpCorsOrigins: setting(
     'MQPUSH_HTTP_CORS_ORIGINS',
-    text,
+    corsOrigins,
     '*',
-    'Origins allowed to call the device endpoints from a browser (comma separated, * for any).',
+    'Origins allowed to call the device endpoints from a browser: comma separated, each as browsers send it (https://app.example, no path), or * for any.',
   ),
   mqttHost: setting('MQPUSH_MQTT_HOST', text, '0.0.0.0', 'Address the MQTT listeners bind to.'),
   mqttPort: setting('MQPUSH_MQTT_PORT', port, '1883', 'MQTT over TCP. 0 picks a free port.'),

@@ -13,11 +13,13 @@ import {
 import type { HttpDeps, HttpEnv } from '../../deps.js'
 import { clientAddress, deviceAuth, guarded, spend } from '../../middleware/auth.js'
 import { readJson } from '../../middleware/body.js'
-import { deviceCors } from '../../middleware/cors.js'
 import { nameParam } from '../../params.js'
 import { z } from 'zod'
 
 const ClickSchema = z.strictObject({ messageId: z.string().min(1).max(64) })
+
+/** The paths of the device surface, which answer CORS (`createHttpApp` mounts it). */
+export const DEVICE_CORS_PATHS = ['/v1/devices/register', '/v1/device', '/v1/device/*'] as const
 
 /**
  * The device surface: registration (app id + app key) and the device's own endpoints (HTTP
@@ -25,10 +27,6 @@ const ClickSchema = z.strictObject({ messageId: z.string().min(1).max(64) })
  */
 export function deviceRoutes(deps: HttpDeps) {
   const r = new Hono<HttpEnv>()
-  const browsers = deviceCors(deps.corsOrigins.split(',').map((o) => o.trim()))
-  r.use('/devices/register', browsers)
-  r.use('/device', browsers)
-  r.use('/device/*', browsers)
 
   r.post('/devices/register', async (c) => {
     spend(deps.limits.registerPerAddress, clientAddress(c))
