@@ -22,7 +22,7 @@ export function createHttpApp(deps: HttpDeps): Hono<HttpEnv> {
   app.use('*', securityHeaders())
   // before the body limit, so that a browser can read a 413 too
   const browsers = deviceCors(deps.corsOrigins.split(',').map((o) => o.trim()))
-  for (const path of DEVICE_CORS_PATHS) app.use(path, browsers)
+  for (const path of DEVICE_CORS_PATHS) app.use(`/v1${path}`, browsers)
   app.use('*', limitBody(deps.bodyLimitBytes))
 
   app.get('/healthz', (c) =>

@@ -18,8 +18,11 @@ import { z } from 'zod'
 
 const ClickSchema = z.strictObject({ messageId: z.string().min(1).max(64) })
 
-/** The paths of the device surface, which answer CORS (`createHttpApp` mounts it). */
-export const DEVICE_CORS_PATHS = ['/v1/devices/register', '/v1/device', '/v1/device/*'] as const
+/**
+ * The paths of the device surface, which answer CORS: relative to where it is mounted, as its
+ * routes are (`createHttpApp` puts the middleware before the body limit).
+ */
+export const DEVICE_CORS_PATHS = ['/devices/register', '/device', '/device/*'] as const
 
 /**
  * The device surface: registration (app id + app key) and the device's own endpoints (HTTP
