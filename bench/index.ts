@@ -30,6 +30,7 @@ const { values: a } = parseArgs({
     devices: { type: 'string', default: '10000' },
     rate: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '10' },
+    'warm-up': { type: 'string', default: String(scenario.UNICAST_WARM_UP_SECONDS) },
     concurrency: { type: 'string', default: '64' },
     'offline-devices': { type: 'string', default: '1000' },
     'offline-messages': { type: 'string', default: '20' },
@@ -51,6 +52,7 @@ if (a.help) {
   --devices N            devices held online (hold, broadcast, unicast)      [10000]
   --rate R               unicast push requests per second                   [2000]
   --seconds S            length of each unicast phase                       [10]
+  --warm-up S            unmeasured seconds at the rate first, reported apart [${scenario.UNICAST_WARM_UP_SECONDS}]
   --concurrency C        requests in flight for the highest unicast rate    [64]
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
@@ -73,6 +75,7 @@ const opts = {
   devices: int('devices', a.devices),
   rate: int('rate', a.rate),
   seconds: int('seconds', a.seconds),
+  warmUpSeconds: int('warm-up', a['warm-up']),
   concurrency: int('concurrency', a.concurrency),
   offlineDevices: int('offline-devices', a['offline-devices']),
   offlineMessages: int('offline-messages', a['offline-messages']),
@@ -220,11 +223,20 @@ try {
   // closed loop
   const slices = Math.max(1, Math.floor(opts.seconds / 2))
   const unicast = new Map<Running, scenario.UnicastSlice[]>()
+  const warmUps = new Map<Running, scenario.UnicastWarmUp>()
   for await (const t of inTurn(each('unicast'))) {
     console.error(
-      `  ${t.name}: unicast, ${opts.rate}/s for ${opts.seconds} s in ${slices} slices, alternating`,
+      `  ${t.name}: unicast, ${opts.rate}/s for ${opts.warmUpSeconds} s unmeasured, then ` +
+        `${opts.seconds} s in ${slices} slices, alternating`,
     )
-    await scenario.unicastWarmUp(t.pool, t.target, t.devices, opts.rate)
+    const warm = await scenario.unicastWarmUp(
+      t.pool,
+      t.target,
+      t.devices,
+      opts.rate,
+      opts.warmUpSeconds,
+    )
+    warmUps.set(t, warm)
     unicast.set(t, [])
   }
   for (let i = 0; i < slices; i++) {
@@ -241,7 +253,9 @@ try {
       unicast.get(t)?.push(slice)
     }
   }
-  for (const [t, measured] of unicast) t.r.unicast = scenario.unicastSummary(opts.rate, measured)
+  for (const [t, measured] of unicast) {
+    t.r.unicast = { ...scenario.unicastSummary(opts.rate, measured), warmUp: warmUps.get(t) }
+  }
   for await (const t of inTurn(each('unicast').filter((x) => takesHttpPushes(x.target)))) {
     if (!takesHttpPushes(t.target)) continue // (narrows the type)
     console.error(`  ${t.name}: unicast, closed loop, ${opts.concurrency} in flight`)

@@ -62,6 +62,18 @@ describe('renderMarkdown', () => {
     expect(rowOf(md, 'unicast at fixed rate: p99.8')).toContain('| 30.7 ms (15.42–31.3) |')
   })
 
+  it("reports the warm-up's tail in a row of its own, not in the budgeted p99.8", () => {
+    const md = renderMarkdown(
+      report({
+        mqpush: { unicast: { p998Ms: 8.5, warmUp: { seconds: 8, p998Ms: 41.25 } } },
+        aedes: { unicast: { p998Ms: 5 } },
+      }),
+    )
+    const warm = rowOf(md, 'unicast at fixed rate: p99.8 of the unmeasured warm-up')
+    expect(warm).toContain('| 41.25 ms | — |')
+    expect(rowOf(md, 'unicast at fixed rate: p99.8 (')).toContain('| 8.5 ms | 5 ms |')
+  })
+
   it('compares a lower-is-better row against its baseline the same way (the drain)', () => {
     const drain = (...ms: number[]) => ({
       offline: {

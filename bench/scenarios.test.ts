@@ -158,20 +158,22 @@ describe('the fixed rate', () => {
   // Its phases reset the load workers without a forced collection: collected together, the
   // measured target's workers then scavenged together a second into the phase and every
   // target's deliveries of that moment were late (see `WorkerPool.reset`).
-  it('resets the load workers without collecting, in the warm-up and in every slice', async () => {
+  it('resets the load workers without collecting, in the warm-up and in every slice; the warm-up reports its tail', async () => {
     const resets: unknown[] = []
     let sent = 0
     const stats = emptyWorkerStats()
+    // the warm-up's latencies: 1..1000 ms, so its p99.8 is the 999th
+    const latencies = Array.from({ length: 1000 }, (_, i) => 1000 - i)
     const pool = {
       reset: async (options?: unknown) => void resets.push(options),
-      waitFor: async () => ({ ...stats, distinct: sent }),
+      waitFor: async () => ({ ...stats, latencies, distinct: sent }),
     } as unknown as WorkerPool
     const target = {
       pid: process.pid,
       sendOne: async () => (sent++, true),
     } as unknown as Target
     const devices = [{ clientId: 'd0' }, { clientId: 'd1' }]
-    await unicastWarmUp(pool, target, devices, 1000)
+    expect(await unicastWarmUp(pool, target, devices, 1000, 2)).toEqual({ seconds: 2, p998Ms: 999 })
     await unicastSlice(pool, target, devices, 1000, 5, 0)
     expect(resets).toEqual([{ collectInWorkers: false }, { collectInWorkers: false }])
     expect(sent).toBe(2005)
