@@ -1,5 +1,5 @@
 import type { WorkerPool } from './load/pool.js'
-import type { DeviceCreds } from './load/protocol.js'
+import { type DeviceCreds, stampClock } from './load/protocol.js'
 import { ensureWrk, wrkPushRate } from './load/wrk.js'
 import type { MqpushTarget } from './targets/mqpush.js'
 import {
@@ -13,7 +13,8 @@ import {
 } from './targets/target.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const now = () => performance.timeOrigin + performance.now()
+/** The send times' clock (shared with the load workers, who read the latencies off it). */
+const now = stampClock
 
 export interface HoldResult {
   devices: number

@@ -59,6 +59,18 @@ export interface WorkerStats {
   fullCollections: number
 }
 
+/**
+ * The clock of the `t=` send times in unicast payloads, in ms: the machine's monotonic clock
+ * (CLOCK_MONOTONIC), the same in every process, and never stepped. The sender stamps with it,
+ * the load workers subtract from it. (Until the seventeenth session each process used its own
+ * `performance.timeOrigin + performance.now()`: the wall clock read when that process started,
+ * then counted on. A step of the wall clock between two processes' starts then shifted every
+ * latency between them; one run here had negative latencies.)
+ */
+export function stampClock(): number {
+  return Number(process.hrtime.bigint()) / 1e6
+}
+
 /** Stats before any message: what a worker starts from, and returns to at a reset. */
 export function emptyWorkerStats(): WorkerStats {
   return {

@@ -4,6 +4,7 @@ import { connectLite, type LiteClient } from './mqtt-lite.js'
 import {
   emptyWorkerStats,
   sourceAddress,
+  stampClock,
   type WorkerReply,
   type WorkerRequest,
   type WorkerStats,
@@ -57,7 +58,7 @@ function onMessage(clientId: string, payload: Buffer, at: number): void {
     stats.distinct++
   }
   const t = T_RE.exec(text)
-  if (t) stats.latencies.push(performance.timeOrigin + performance.now() - Number(t[1]))
+  if (t) stats.latencies.push(stampClock() - Number(t[1]))
   if (text.includes('expired=1')) stats.expiredReceived++
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HARNESS_NODE_FLAGS, WorkerPool } from '../../bench/load/pool.js'
-import { sourceAddress } from '../../bench/load/protocol.js'
+import { sourceAddress, stampClock } from '../../bench/load/protocol.js'
 
 // The bench's load generator: its devices connect from loopback addresses of their own, so
 // that the ports a round's closed connections leave waiting (TIME_WAIT) on an address do not
@@ -92,6 +92,42 @@ describe('WorkerPool.connect', () => {
     expect(net(da).size).toBe(1)
     expect(net(db).size).toBe(1)
     expect([...net(da)][0]).not.toBe([...net(db)][0])
+  })
+})
+
+describe('latencies', () => {
+  // The sender (the bench's process) stamps a message with its send time and a load worker,
+  // another process started at another moment, subtracts it from its own clock: both must read
+  // one clock. The wall clock read at each process's start (what they used before) moves apart
+  // from process to process when the machine's clock is stepped between their starts.
+  it("are read off the sender's clock in another process: a message's own transit time", async () => {
+    const pool = await WorkerPool.start(1)
+    pools.push(pool)
+    await pool.connect('127.0.0.1', port, devices('lat', 1), {
+      clean: false,
+      subscribe: ['lat/{id}'],
+    })
+    await pool.reset({ collectInWorkers: false })
+    const sent = stampClock()
+    await new Promise<void>((resolve, reject) =>
+      aedes.publish(
+        {
+          cmd: 'publish',
+          topic: 'lat/lat0',
+          payload: Buffer.from(`id=m1 t=${sent}`),
+          qos: 1,
+          retain: false,
+          dup: false,
+        },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    )
+    const s = await pool.waitFor((st) => st.latencies.length >= 1, 5_000)
+    const elapsed = stampClock() - sent
+    expect(s.latencies).toHaveLength(1)
+    expect(s.latencies[0]).toBeGreaterThan(0)
+    expect(s.latencies[0]).toBeLessThanOrEqual(elapsed)
+    await pool.disconnect()
   })
 })
 
