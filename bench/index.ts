@@ -227,7 +227,7 @@ try {
   for await (const t of inTurn(each('unicast'))) {
     console.error(
       `  ${t.name}: unicast, ${opts.rate}/s for ${opts.warmUpSeconds} s unmeasured, then ` +
-        `${opts.seconds} s in ${slices} slices, alternating`,
+        `${opts.seconds} s in ${slices} slice${slices === 1 ? '' : 's'}, alternating`,
     )
     const warm = await scenario.unicastWarmUp(
       t.pool,
