@@ -13,10 +13,11 @@
  * `--heap-growing-percent=100`: after each full collection V8 lets the old generation grow to
  * twice what survived before the next one. Left to itself, V8 grew it by 10–20 % here (and by
  * 10 % after the collections it makes when a process goes idle), so at 2000 pushes a second a
- * full collection came every 5–10 s, each 100–180 ms of marking beside the service's work, and
- * the pushes of those moments were 15–70 ms late. With the flag they come about five times less
- * often, for a heap up to twice the live data between them. Measured in docs/benchmarks.md
- * ("The fixed rate's first seconds, and the full collections").
+ * full collection came every 5–10 s, each 76–182 ms of marking beside the service's work, and
+ * the bench's slices it fell in had a p99.8 of 8–58 ms. With the flag they come several times
+ * less often, for a heap up to twice the live data between them (in every mode of V8's, idle
+ * included). Measured in docs/benchmarks.md ("The fixed rate's first seconds, and the full
+ * collections"); its memory price and how to leave it out: docs/operations.md.
  */
 export const SERVICE_NODE_FLAGS: readonly string[] = [
   '--v8-pool-size=1',

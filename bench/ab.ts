@@ -11,6 +11,7 @@ import {
   offline,
   SCENARIOS_OF,
   unicast,
+  UNICAST_WARM_UP_SECONDS,
   unicastWarmUp,
 } from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
@@ -37,6 +38,7 @@ const { values: a } = parseArgs({
     to: { type: 'string' },
     seconds: { type: 'string' },
     rate: { type: 'string' },
+    'warm-up': { type: 'string' },
     'offline-devices': { type: 'string' },
     'offline-messages': { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -54,6 +56,7 @@ if (a.help || !a.baseline) {
   --to all|topic         broadcast: to every device, or to a topic they all joined [all]
   --seconds S            closed-loop, fixed-rate: length of a round            [4]
   --rate R               fixed-rate: messages per second                       [2000]
+  --warm-up S            fixed-rate: unmeasured seconds of each build, once    [${UNICAST_WARM_UP_SECONDS}]
   --offline-devices K    drain: devices that reconnect each round (new ones)   [1000]
   --offline-messages Q   drain: messages queued for each                       [20]`)
   process.exit(a.help ? 0 : 1)
@@ -67,7 +70,7 @@ const int = (name: string, v: string) => {
 const USES: Record<string, ReadonlyArray<keyof typeof a>> = {
   broadcast: ['devices', 'to'],
   'closed-loop': ['devices', 'seconds'],
-  'fixed-rate': ['devices', 'seconds', 'rate'],
+  'fixed-rate': ['devices', 'seconds', 'rate', 'warm-up'],
   drain: ['offline-devices', 'offline-messages'],
 }
 const uses = USES[a.scenario]
@@ -83,6 +86,7 @@ const rounds = int('rounds', a.rounds)
 const devicesPer = int('devices', a.devices ?? '10000')
 const seconds = int('seconds', a.seconds ?? '4')
 const rate = int('rate', a.rate ?? '2000')
+const warmUpSeconds = int('warm-up', a['warm-up'] ?? String(UNICAST_WARM_UP_SECONDS))
 const offlineDevices = int('offline-devices', a['offline-devices'] ?? '1000')
 const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
 if (devicesPer > 18_000 || offlineDevices > 18_000)
@@ -212,7 +216,7 @@ try {
   if (a.scenario === 'fixed-rate') {
     // as long as the full bench's, once: V8 optimizes the push path for some 5 s under load
     for (const side of sides) {
-      await unicastWarmUp(pools[side], targets[side], devices[side], rate)
+      await unicastWarmUp(pools[side], targets[side], devices[side], rate, warmUpSeconds)
     }
   }
   if (a.scenario === 'drain') for (const side of sides) await drain(side) // warm-up

@@ -12,7 +12,7 @@ import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
-import { cpuMs, takesHttpPushes, type Target } from './targets/target.js'
+import { cpuMs, rssBytes, takesHttpPushes, type Target } from './targets/target.js'
 import type { DeviceCreds } from './load/protocol.js'
 import { SERVICE_NODE_FLAGS } from '../api/runtime-flags.js'
 
@@ -51,8 +51,8 @@ if (a.help) {
                          (plain Aedes behind a bare node:http push endpoint) hold and unicast
   --devices N            devices held online (hold, broadcast, unicast)      [10000]
   --rate R               unicast push requests per second                   [2000]
-  --seconds S            length of each unicast phase                       [10]
-  --warm-up S            unmeasured seconds at the rate first, reported apart [${scenario.UNICAST_WARM_UP_SECONDS}]
+  --seconds S            measured seconds at the rate, after --warm-up      [10]
+  --warm-up S            unmeasured seconds at the rate before them         [${scenario.UNICAST_WARM_UP_SECONDS}]
   --concurrency C        requests in flight for the highest unicast rate    [64]
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
@@ -254,7 +254,11 @@ try {
     }
   }
   for (const [t, measured] of unicast) {
-    t.r.unicast = { ...scenario.unicastSummary(opts.rate, measured), warmUp: warmUps.get(t) }
+    t.r.unicast = {
+      ...scenario.unicastSummary(opts.rate, measured),
+      rssAfterMb: Math.round((rssBytes(t.target.pid) / 2 ** 20) * 10) / 10,
+      warmUp: warmUps.get(t),
+    }
   }
   for await (const t of inTurn(each('unicast').filter((x) => takesHttpPushes(x.target)))) {
     if (!takesHttpPushes(t.target)) continue // (narrows the type)

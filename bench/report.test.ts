@@ -74,6 +74,18 @@ describe('renderMarkdown', () => {
     expect(rowOf(md, 'unicast at fixed rate: p99.8 (')).toContain('| 8.5 ms | 5 ms |')
   })
 
+  it("reports the broker's memory after the push load beside the hold's", () => {
+    const md = renderMarkdown(
+      report({
+        mqpush: { unicast: { rssAfterMb: 180.4 } },
+        aedes: { unicast: { rssAfterMb: 90 } },
+      }),
+    )
+    expect(rowOf(md, "unicast at fixed rate: the broker's resident memory after it")).toContain(
+      '| 180 MB | 90 MB | — | 2.00× |',
+    )
+  })
+
   it('compares a lower-is-better row against its baseline the same way (the drain)', () => {
     const drain = (...ms: number[]) => ({
       offline: {

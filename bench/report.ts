@@ -134,6 +134,14 @@ const ROWS: Row[] = [
     better: 'lower',
   },
   {
+    // the hold's figure is read after the connects, before any push: this one after the load,
+    // with what the load left in the heap (garbage not yet collected included)
+    figure: "unicast at fixed rate: the broker's resident memory after it",
+    get: (r) => r.unicast?.rssAfterMb,
+    unit: 'MB',
+    better: 'lower',
+  },
+  {
     figure: 'unicast at fixed rate: max',
     ...inRounds('unicast', 'maxMs', 'slices'),
     unit: 'ms',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { WorkerPool } from './load/pool.js'
-import { emptyWorkerStats } from './load/protocol.js'
+import { emptyWorkerStats, stampClock } from './load/protocol.js'
 import type { Target } from './targets/target.js'
 import {
   alternate,
@@ -168,14 +168,32 @@ describe('the fixed rate', () => {
       reset: async (options?: unknown) => void resets.push(options),
       waitFor: async () => ({ ...stats, latencies, distinct: sent }),
     } as unknown as WorkerPool
+    const stamps: number[] = []
     const target = {
       pid: process.pid,
-      sendOne: async () => (sent++, true),
+      sendOne: async (_device: unknown, payload: string) => {
+        stamps.push(Number(/t=([\d.]+)/.exec(payload)?.[1]))
+        sent++
+        return true
+      },
     } as unknown as Target
     const devices = [{ clientId: 'd0' }, { clientId: 'd1' }]
     expect(await unicastWarmUp(pool, target, devices, 1000, 2)).toEqual({ seconds: 2, p998Ms: 999 })
     await unicastSlice(pool, target, devices, 1000, 5, 0)
     expect(resets).toEqual([{ collectInWorkers: false }, { collectInWorkers: false }])
     expect(sent).toBe(2005)
+    // stamped with the clock the load workers read latencies off (not a wall clock)
+    expect(Math.abs((stamps.at(-1) as number) - stampClock())).toBeLessThan(1000)
+  })
+
+  it('reports no tail for a warm-up none of whose messages came back', async () => {
+    const pool = {
+      reset: async () => {},
+      waitFor: async () => ({ ...emptyWorkerStats(), distinct: 0 }),
+    } as unknown as WorkerPool
+    const target = { pid: process.pid, sendOne: async () => true } as unknown as Target
+    expect(await unicastWarmUp(pool, target, [{ clientId: 'd0' }], 1000, 1)).toEqual({
+      seconds: 1,
+    })
   })
 })

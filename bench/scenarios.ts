@@ -217,6 +217,11 @@ export interface UnicastResult {
    * acknowledgements included: what a message costs when messages come one at a time.
    */
   cpuUsPerMessageAtRate: number
+  /**
+   * The broker's resident memory right after the fixed rate's slices (`npm run bench`), MB:
+   * the heap as the push load left it (the hold's figures are read before any push).
+   */
+  rssAfterMb?: number
   /** The unmeasured warm-up before the slices (`npm run bench`): its seconds and tail. */
   warmUp?: UnicastWarmUp
   /** Each slice's own figures, when the fixed rate ran in slices (`npm run bench`). */
@@ -322,7 +327,8 @@ export const UNICAST_WARM_UP_SECONDS = 8
 /** What the warm-up's messages measured: the tail of a target's first seconds at the rate. */
 export interface UnicastWarmUp {
   seconds: number
-  p998Ms: number
+  /** absent when none of the warm-up's messages came back */
+  p998Ms?: number
 }
 
 /** Unmeasured seconds at the rate before the measured ones (their tail is returned). */
@@ -338,7 +344,8 @@ export async function unicastWarmUp(
   const warm = await openLoop(target, devices, rate, Math.round(rate * seconds), 0)
   const s = await pool.waitFor((st) => st.distinct >= warm, 30_000)
   const lat = [...s.latencies].sort((a, b) => a - b)
-  return { seconds, p998Ms: round(pct(lat, 0.998), 2) }
+  if (s.distinct < warm) console.error(`  warm-up: ${warm - s.distinct} messages not delivered`)
+  return lat.length === 0 ? { seconds } : { seconds, p998Ms: round(pct(lat, 0.998), 2) }
 }
 
 /**
