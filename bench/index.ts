@@ -12,7 +12,7 @@ import { renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
-import { cpuMs, rssBytes, takesHttpPushes, type Target } from './targets/target.js'
+import { cpuMs, takesHttpPushes, type Target } from './targets/target.js'
 import type { DeviceCreds } from './load/protocol.js'
 import { SERVICE_NODE_FLAGS } from '../api/runtime-flags.js'
 
@@ -256,7 +256,7 @@ try {
   for (const [t, measured] of unicast) {
     t.r.unicast = {
       ...scenario.unicastSummary(opts.rate, measured),
-      rssAfterMb: Math.round((rssBytes(t.target.pid) / 2 ** 20) * 10) / 10,
+      rssAfterMb: scenario.rssMb(t.target.pid),
       warmUp: warmUps.get(t),
     }
   }

@@ -324,6 +324,11 @@ async function openLoop(
  */
 export const UNICAST_WARM_UP_SECONDS = 8
 
+/** A process's resident memory in MB, to 0.1 (the figures' unit in the JSON). */
+export function rssMb(pid: number): number {
+  return round(rssBytes(pid) / 2 ** 20, 1)
+}
+
 /** What the warm-up's messages measured: the tail of a target's first seconds at the rate. */
 export interface UnicastWarmUp {
   seconds: number
