@@ -10,6 +10,7 @@ import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
 import { attachWebSocket, listenMqtt, type Listening } from './listeners.js'
 import { trackMembership } from './membership.js'
 import type { BrokerDeps, BrokerPersistence } from './ports.js'
+import { writeQueueHeads } from './queue-head.js'
 import { coalesceQueueWrites } from './queue-writes.js'
 import { sessionOf } from './session.js'
 import { createSessions } from './sessions.js'
@@ -55,6 +56,7 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
     log.error({ err }, 'broker error'),
   )
+  writeQueueHeads(aedes, options.persistence)
   coalesceQueueWrites(aedes, options.persistence)
   await aedes.listen()
 

@@ -65,6 +65,7 @@ export interface BrokerPersistence {
   cleanSubscriptions(client: { id: string }): Promise<unknown>
   subscriptionsByClient(client: { id: string }): Promise<Array<{ topic: string; qos: number }>>
   outgoingStream(client: { id: string }): AsyncIterable<unknown>
+  outgoingUpdate(client: { id: string }, packet: unknown): Promise<unknown>
   outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>
   outgoingEnqueueCombi(subs: unknown[], packet: unknown): Promise<unknown>
   /**
@@ -74,6 +75,11 @@ export interface BrokerPersistence {
   enqueueRecoverable?(subs: unknown[], packet: unknown): Promise<unknown>
   /** Extension: forget a client entirely (subscriptions, queue, incoming, will). */
   dropClient?(clientId: string): Promise<void>
+  /**
+   * Extension: a client's queue as `outgoingStream` would stream it, as an array (each packet a
+   * copy of its own): lets the broker write a reconnecting device's queue at once.
+   */
+  outgoingSnapshot?(client: { id: string }): unknown[]
   /** Extension: the payloads of every packet still queued for some client. */
   queuedPayloads?(): Iterable<Buffer>
 }

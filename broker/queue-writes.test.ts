@@ -1,45 +1,11 @@
 import { EventEmitter, once } from 'node:events'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
+import { arrived, socketPair } from '../test/helpers/socket-pair.js'
 import { coalesceQueueWrites, coalesceWrites, QUEUE_FLUSH_BYTES } from './queue-writes.js'
 
-/** A real TCP pair; the server side stands for a device's connection, its writes counted. */
-async function socketPair() {
-  const server: Server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  const accepted = once(server, 'connection') as Promise<[Socket]>
-  const device = connect(port, '127.0.0.1')
-  const [conn] = await accepted
-  await once(device, 'connect')
-  // each call of _write / _writev is one write to the kernel: its bytes
-  const writes: number[] = []
-  const s = conn as unknown as {
-    _write: (...a: unknown[]) => void
-    _writev: (...a: unknown[]) => void
-  }
-  const w = s._write.bind(conn)
-  const wv = s._writev.bind(conn)
-  s._write = (...a) => {
-    writes.push((a[0] as Buffer).length)
-    w(...a)
-  }
-  s._writev = (...a) => {
-    writes.push((a[0] as Array<{ chunk: Buffer }>).reduce((n, c) => n + c.chunk.length, 0))
-    wv(...a)
-  }
-  const received: Buffer[] = []
-  device.on('data', (d: Buffer) => received.push(d))
-  const close = () => {
-    device.destroy()
-    conn.destroy()
-    server.close()
-  }
-  return { conn, device, writes, received, close }
-}
 let cleanup: Array<() => void> = []
 afterEach(() => {
   for (const c of cleanup) c()
@@ -79,13 +45,6 @@ async function drain(packets: mqttPacket.Packet[], conn: Socket): Promise<void> 
 
 const bytesOf = (packets: mqttPacket.Packet[]) =>
   Buffer.concat(packets.map((p) => mqttPacket.generate(p)))
-const arrived = async (pair: { received: Buffer[] }, bytes: number) => {
-  const until = Date.now() + 5000
-  const length = () => pair.received.reduce((n, b) => n + b.length, 0)
-  while (length() < bytes && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
-  return Buffer.concat(pair.received)
-}
-
 /** Drains `packets` to a fresh socket pair with the coalescing on (or off), then ends it. */
 async function drained(packets: mqttPacket.Packet[], coalesce = true) {
   const pair = await socketPair()

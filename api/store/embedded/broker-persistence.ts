@@ -1078,12 +1078,16 @@ export class EmbeddedBrokerPersistence {
   }
 
   outgoingStream(client: Client): Readable {
+    return Readable.from(this.outgoingSnapshot(client))
+  }
+
+  /**
+   * Extension: the client's queue as outgoingStream streams it, as an array: a snapshot (safe
+   * to clear while it is sent), each packet a copy of its own.
+   */
+  outgoingSnapshot(client: Client): AnyPacket[] {
     const q = this.#queueOf(client.id)
-    // a snapshot, so that clearing while streaming is safe
-    const list = q
-      ? [...q.entries()].filter((e) => e.committed).map((e) => this.#materialize(e))
-      : []
-    return Readable.from(list)
+    return q ? [...q.entries()].filter((e) => e.committed).map((e) => this.#materialize(e)) : []
   }
 
   // --- incoming (QoS 2) -------------------------------------------------------------------

@@ -1,0 +1,199 @@
+import { EventEmitter } from 'node:events'
+import { Duplex, type Readable } from 'node:stream'
+import mqttPacket from 'mqtt-packet'
+import { afterEach, describe, expect, it } from 'vitest'
+import { arrived, socketPair } from '../test/helpers/socket-pair.js'
+import { QUEUE_HEAD_BYTES, writeQueueHeads } from './queue-head.js'
+
+let cleanup: Array<() => void> = []
+afterEach(() => {
+  for (const c of cleanup) c()
+  cleanup = []
+})
+
+interface Queued {
+  cmd: string
+  topic?: string
+  payload?: Buffer
+  qos?: number
+  messageId?: number
+  brokerId?: string
+  brokerCounter?: number
+  retain?: boolean
+  dup?: boolean
+}
+
+const publish = (i: number, bytes = 100, messageId?: number): Queued => ({
+  cmd: 'publish',
+  topic: 'app/d',
+  payload: Buffer.alloc(bytes, i % 251),
+  qos: 1,
+  retain: false,
+  dup: false,
+  brokerId: 'b',
+  brokerCounter: i + 1,
+  ...(messageId === undefined ? {} : { messageId }),
+})
+
+/**
+ * A broker (its events and authorizeForward: refuses payloads starting with 0xff) and a
+ * persistence whose queue is `queue` (fresh copies each time), recording aedes' calls on it.
+ */
+function setup(queue: Queued[]) {
+  const broker = Object.assign(new EventEmitter(), {
+    authorizeForward: (_client: unknown, packet: Queued) =>
+      packet.payload?.[0] === 0xff ? null : packet,
+  })
+  const calls: Array<[string, number | undefined, number | undefined]> = []
+  const persistence = {
+    outgoingStream: (_client: unknown): unknown => {
+      calls.push(['stream', undefined, undefined])
+      return 'the persistence stream'
+    },
+    outgoingSnapshot: (_client: unknown) => queue.map((p) => ({ ...p })),
+    outgoingUpdate: async (_client: unknown, p: Queued) => {
+      calls.push(['update', p.brokerCounter, p.messageId])
+    },
+    outgoingClearMessageId: async (_client: unknown, p: Queued) => {
+      calls.push(['clear', p.brokerCounter, p.messageId])
+    },
+  }
+  writeQueueHeads(broker, persistence)
+  return { broker, persistence, calls }
+}
+
+/** aedes' client, as far as the head is concerned: connecting, its next packet identifier. */
+const clientOn = (conn: unknown, nextId = 7) => ({
+  id: 'd',
+  conn,
+  connecting: true,
+  connackSent: false,
+  clean: false,
+  _nextId: nextId,
+  emit: () => true,
+})
+
+const wire = (packets: Queued[]) =>
+  Buffer.concat(packets.map((p) => mqttPacket.generate(p as mqttPacket.Packet)))
+const connack = { cmd: 'connack', returnCode: 0, sessionPresent: true } as mqttPacket.Packet
+
+const rest = async (stream: unknown) => {
+  const out: Queued[] = []
+  for await (const p of stream as Readable) out.push(p as Queued)
+  return out
+}
+
+describe('writeQueueHeads', () => {
+  it('writes the CONNACK and a small queue in one write, as aedes would send them', async () => {
+    const queue = [publish(0), publish(1, 100, 300), publish(2)]
+    const { broker, persistence, calls } = setup(queue)
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const client = clientOn(pair.conn, 65535)
+    broker.emit('client', client)
+    // aedes' doConnack: written through mqtt-packet while the client is registered
+    mqttPacket.writeToStream(connack, pair.conn)
+    await new Promise((r) => setImmediate(r))
+    expect(pair.writes).toEqual([])
+    const stream = persistence.outgoingStream(client)
+    expect(await rest(stream)).toEqual([])
+    // identifiers as aedes' QoSPacket gives them: wrapping after 65535; a packet sent before
+    // keeps its own
+    const sent = [
+      { ...publish(0), messageId: 65535 },
+      publish(1, 100, 300),
+      { ...publish(2), messageId: 1 },
+    ]
+    expect(client._nextId).toBe(2)
+    const expected = Buffer.concat([mqttPacket.generate(connack), wire(sent)])
+    expect(await arrived(pair, expected.length)).toEqual(expected)
+    expect(pair.writes).toEqual([expected.length])
+    expect(pair.conn.writableCorked).toBe(0)
+    expect(calls).toEqual([
+      ['update', 1, 65535],
+      ['update', 2, 300],
+      ['update', 3, 1],
+    ])
+  })
+
+  it('sends the head of a long queue and hands aedes the rest, in order', async () => {
+    const queue = Array.from({ length: 40 }, (_, i) => publish(i, 1000))
+    const { persistence, calls } = setup(queue)
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const client = clientOn(pair.conn)
+    const left = await rest(persistence.outgoingStream(client))
+    const head = calls.length
+    expect(head).toBeGreaterThan(1)
+    expect(head).toBeLessThan(40)
+    // stops at the first packet after QUEUE_HEAD_BYTES
+    const sent = queue.slice(0, head).map((p, i) => ({ ...p, messageId: 7 + i }))
+    expect(wire(sent.slice(0, -1)).length).toBeLessThan(QUEUE_HEAD_BYTES)
+    expect(wire(sent).length).toBeGreaterThanOrEqual(QUEUE_HEAD_BYTES)
+    expect(await arrived(pair, wire(sent).length)).toEqual(wire(sent))
+    // the rest as the persistence has it: no identifier yet (aedes gives them on)
+    expect(left).toEqual(queue.slice(head))
+    expect(client._nextId).toBe(7 + head)
+  })
+
+  it('clears a packet authorizeForward refuses (an expired message) instead of sending it', async () => {
+    const refused = { ...publish(1), payload: Buffer.from([0xff, 1, 2]) }
+    const { persistence, calls } = setup([publish(0), refused, publish(2)])
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    await rest(persistence.outgoingStream(clientOn(pair.conn)))
+    const sent = [
+      { ...publish(0), messageId: 7 },
+      { ...publish(2), messageId: 9 },
+    ]
+    expect(await arrived(pair, wire(sent).length)).toEqual(wire(sent))
+    expect(calls).toEqual([
+      ['update', 1, 7],
+      ['update', 2, 8],
+      ['clear', 2, 8],
+      ['update', 3, 9],
+    ])
+  })
+
+  it('leaves a QoS 2 release, and everything after it, to aedes', async () => {
+    const release = { cmd: 'pubrel', messageId: 40 }
+    const { persistence } = setup([publish(0), release, publish(2)])
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const left = await rest(persistence.outgoingStream(clientOn(pair.conn)))
+    expect(left).toEqual([release, publish(2)])
+    const sent = [{ ...publish(0), messageId: 7 }]
+    expect(await arrived(pair, wire(sent).length)).toEqual(wire(sent))
+  })
+
+  it('leaves connections that are not TCP sockets, and queues opened after the connect, to the persistence', async () => {
+    const { broker, persistence, calls } = setup([publish(0)])
+    const ws = new Duplex({ read() {}, write: (_c, _e, cb) => cb() })
+    broker.emit('client', clientOn(ws))
+    expect(persistence.outgoingStream(clientOn(ws))).toBe('the persistence stream')
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const online = { ...clientOn(pair.conn), connecting: false }
+    expect(persistence.outgoingStream(online)).toBe('the persistence stream')
+    expect(calls).toEqual([
+      ['stream', undefined, undefined],
+      ['stream', undefined, undefined],
+    ])
+    expect(pair.writes).toEqual([])
+  })
+
+  it('does not cork a client registered after its CONNACK went out (one taking over an id)', async () => {
+    const { broker, persistence } = setup([])
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const late = { ...clientOn(pair.conn), connackSent: true }
+    broker.emit('client', late)
+    expect(pair.conn.writableCorked).toBe(0)
+    // nor does an empty queue uncork a socket it did not cork
+    const client = clientOn(pair.conn)
+    pair.conn.cork()
+    await rest(persistence.outgoingStream(client))
+    expect(pair.conn.writableCorked).toBe(1)
+    pair.conn.uncork()
+  })
+})

@@ -1,0 +1,129 @@
+import { Socket } from 'node:net'
+import { Readable } from 'node:stream'
+import mqttPacket from 'mqtt-packet'
+
+/** The most bytes of a stored queue written at the connect itself; aedes sends the rest. */
+export const QUEUE_HEAD_BYTES = 16384
+
+/** A packet of a stored queue, as the persistence hands it out (a copy of its own). */
+interface QueuedPacket {
+  cmd: string
+  topic?: string
+  payload?: Buffer
+  qos?: number
+  messageId?: number
+  brokerId?: string
+  brokerCounter?: number
+}
+
+/** What this needs of aedes' client (its fields as of aedes 1.2). */
+interface ClientLike {
+  id: string
+  conn?: unknown
+  connecting?: boolean
+  clean?: boolean
+  connackSent?: boolean
+  /** the packet identifier aedes gives the next packet sent without one */
+  _nextId: number
+  emit(event: 'error', err: unknown): unknown
+}
+
+export interface QueueHeadPersistence {
+  outgoingStream(client: { id: string }): unknown
+  outgoingUpdate(client: { id: string }, packet: unknown): Promise<unknown>
+  outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>
+  /** Extension: the stored queue's packets in order, each a copy of its own (not a stream). */
+  outgoingSnapshot?(client: { id: string }): unknown[]
+}
+
+/**
+ * Writes the head of a reconnecting device's stored queue at once, in one write. aedes sends
+ * a stored queue one packet at a time, each through a stream, a promise and a turn of the event
+ * loop (its connect handler's `emptyQueue`): most of a drain's CPU beside the sockets' own. This
+ * does for the first QUEUE_HEAD_BYTES what aedes does for each packet, in the same order — the
+ * packet identifier (as aedes' `QoSPacket`), `outgoingUpdate`, `authorizeForward` (a packet it
+ * refuses, or any for a clean session, is cleared with `outgoingClearMessageId`, not sent) — and
+ * hands aedes a stream of the rest, which it sends as before (with its wait for 'drain').
+ *
+ * Only at the connect (aedes opens the queue's stream there, after the CONNACK is written) and
+ * only over a TCP or TLS socket; a persistence without `outgoingSnapshot`, a WebSocket, or a
+ * packet that is not a publish (a QoS 2 release) leaves the rest to aedes.
+ */
+export function writeQueueHeads(
+  broker: {
+    authorizeForward(client: unknown, packet: unknown): unknown
+    on(event: 'client', listener: (client: unknown) => void): unknown
+  },
+  persistence: QueueHeadPersistence,
+): void {
+  const snapshot = persistence.outgoingSnapshot?.bind(persistence)
+  if (!snapshot) return
+  // sockets corked from the client's registration until its queue's head is written: the
+  // CONNACK and the head leave in one write
+  const corked = new WeakSet<Socket>()
+  broker.on('client', (c: unknown) => {
+    const client = c as ClientLike
+    const conn = client.conn
+    // (a client taking over an id is registered once the previous one has closed: perhaps
+    // after its CONNACK, or its queue, was written; then it is not corked)
+    if (client.connecting !== true || client.connackSent === true) return
+    if (!(conn instanceof Socket) || conn.destroyed || corked.has(conn)) return
+    conn.cork()
+    corked.add(conn)
+  })
+  const open = persistence.outgoingStream.bind(persistence)
+  persistence.outgoingStream = (c: { id: string }) => {
+    const client = c as ClientLike
+    const conn = client.conn
+    if (!(conn instanceof Socket)) return open(client)
+    const wasCorked = corked.delete(conn)
+    let stream: unknown
+    if (client.connecting !== true || conn.destroyed) stream = open(client)
+    else {
+      const list = snapshot(client) as QueuedPacket[]
+      const sent = writeHead(broker, persistence, client, conn, list)
+      stream = Readable.from(sent === 0 ? list : list.slice(sent))
+    }
+    if (wasCorked) conn.uncork()
+    return stream
+  }
+}
+
+/** Sends the queue's head; returns how many packets it took (sent or cleared). */
+function writeHead(
+  broker: { authorizeForward(client: unknown, packet: unknown): unknown },
+  persistence: QueueHeadPersistence,
+  client: ClientLike,
+  conn: Socket,
+  list: QueuedPacket[],
+): number {
+  const buffers: Buffer[] = []
+  let bytes = 0
+  let i = 0
+  const failed = (err: unknown) => client.emit('error', err)
+  for (; i < list.length && bytes < QUEUE_HEAD_BYTES; i++) {
+    const packet = list[i] as QueuedPacket
+    if (packet.cmd !== 'publish') break
+    // as aedes' QoSPacket: a packet sent before keeps its identifier
+    if (!packet.messageId) {
+      packet.messageId = client._nextId
+      client._nextId = client._nextId >= 65535 ? 1 : client._nextId + 1
+    }
+    let wire: Buffer
+    try {
+      wire = mqttPacket.generate(packet as mqttPacket.Packet)
+    } catch {
+      // aedes writes it and reports the error: left to it
+      break
+    }
+    persistence.outgoingUpdate(client, packet).catch(failed)
+    if (client.clean || !broker.authorizeForward(client, packet)) {
+      persistence.outgoingClearMessageId(client, packet).catch(failed)
+      continue
+    }
+    buffers.push(wire)
+    bytes += wire.length
+  }
+  if (buffers.length > 0) conn.write(Buffer.concat(buffers, bytes))
+  return i
+}
