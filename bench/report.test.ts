@@ -86,6 +86,23 @@ describe('renderMarkdown', () => {
     )
   })
 
+  it("reports the sender's own lateness per target, its slices' range, and no ratio", () => {
+    const md = renderMarkdown(
+      report({
+        mqpush: {
+          unicast: {
+            maxSendLateMs: 23.5,
+            slices: [{ maxSendLateMs: 3.25 }, { maxSendLateMs: 23.5 }],
+          },
+        },
+        aedes: { unicast: { maxSendLateMs: 4 } },
+      }),
+    )
+    expect(rowOf(md, "unicast at fixed rate: the sender's latest send after its time")).toContain(
+      '| 23.5 ms (3.25–23.5) | 4 ms | — | — |',
+    )
+  })
+
   it('compares a lower-is-better row against its baseline the same way (the drain)', () => {
     const drain = (...ms: number[]) => ({
       offline: {

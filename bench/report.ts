@@ -148,6 +148,15 @@ const ROWS: Row[] = [
     better: 'lower',
   },
   {
+    // the generator's share of a tail: a sender that stalls sends late, then in a burst
+    figure:
+      "unicast at fixed rate: the sender's latest send after its time (the load generator's own lateness)",
+    ...inRounds('unicast', 'maxSendLateMs', 'slices'),
+    unit: 'ms',
+    better: 'lower',
+    count: true,
+  },
+  {
     figure: 'unicast at fixed rate: broker CPU per message, delivery included',
     get: (r) => r.unicast?.cpuUsPerMessageAtRate,
     unit: 'µs',

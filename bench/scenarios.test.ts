@@ -31,14 +31,19 @@ describe('alternate', () => {
 })
 
 describe('unicastSummary', () => {
-  const slice = (accepted: number, delivered: number, latencies: number[], cpuMs: number) =>
-    ({ seconds: 2, accepted, delivered, latencies, cpuMs }) satisfies UnicastSlice
+  const slice = (
+    accepted: number,
+    delivered: number,
+    latencies: number[],
+    cpuMs: number,
+    maxSendLateMs = 0,
+  ) => ({ seconds: 2, accepted, delivered, latencies, cpuMs, maxSendLateMs }) satisfies UnicastSlice
 
   it('merges the slices: percentiles over every latency, counts and CPU added', () => {
     // 1000 latencies: 1..500 ms in one slice, 501..1000 in the other
     const a = Array.from({ length: 500 }, (_, i) => i + 1)
     const b = Array.from({ length: 500 }, (_, i) => 501 + i)
-    const r = unicastSummary(250, [slice(500, 500, b, 40), slice(502, 500, a, 60)])
+    const r = unicastSummary(250, [slice(500, 500, b, 40, 3.5), slice(502, 500, a, 60, 1.25)])
     expect(r).toMatchObject({
       ratePerSec: 250,
       seconds: 4,
@@ -51,14 +56,16 @@ describe('unicastSummary', () => {
       maxMs: 1000,
       // 100 ms of CPU for 1002 messages
       cpuUsPerMessageAtRate: 100,
+      // the sender's lateness: the latest of any slice
+      maxSendLateMs: 3.5,
     })
   })
 
   it("keeps each slice's own figures, and none for a single slice", () => {
-    const r = unicastSummary(250, [slice(4, 4, [1, 2, 3, 4], 1), slice(3, 2, [10, 20], 1)])
-    expect(r.slices?.map((s) => [s.accepted, s.lost, s.maxMs])).toEqual([
-      [4, 0, 4],
-      [3, 1, 20],
+    const r = unicastSummary(250, [slice(4, 4, [1, 2, 3, 4], 1, 7), slice(3, 2, [10, 20], 1, 2)])
+    expect(r.slices?.map((s) => [s.accepted, s.lost, s.maxMs, s.maxSendLateMs])).toEqual([
+      [4, 0, 4, 7],
+      [3, 1, 20, 2],
     ])
     expect(unicastSummary(250, [slice(2, 2, [1, 2], 1)]).slices).toBeUndefined()
   })
@@ -184,6 +191,38 @@ describe('the fixed rate', () => {
     expect(sent).toBe(2005)
     // stamped with the clock the load workers read latencies off (not a wall clock)
     expect(Math.abs((stamps.at(-1) as number) - stampClock())).toBeLessThan(1000)
+  })
+
+  it("reports how late the sender sent: a stall shows in the slice's figures, not in its latencies", async () => {
+    let sent = 0
+    const pool = {
+      reset: async () => {},
+      waitFor: async () => ({ ...emptyWorkerStats(), distinct: sent }),
+    } as unknown as WorkerPool
+    const target = {
+      pid: process.pid,
+      sendOne: async () => {
+        // the sender's process stalls 60 ms after its first message (a collection, say)
+        if (sent++ === 0) {
+          const until = performance.now() + 60
+          while (performance.now() < until);
+        }
+        return true
+      },
+    } as unknown as Target
+    // 20 messages at 200/s: one every 5 ms; those due during the stall leave late
+    const slice = await unicastSlice(pool, target, [{ clientId: 'd0' }], 200, 20, 0)
+    expect(slice.maxSendLateMs).toBeGreaterThanOrEqual(50)
+    expect(slice.accepted).toBe(20)
+    const calm = await unicastSlice(
+      pool,
+      { ...target, sendOne: async () => true },
+      [{ clientId: 'd0' }],
+      200,
+      20,
+      0,
+    )
+    expect(calm.maxSendLateMs).toBeLessThan(50)
   })
 
   it('reports no tail for a warm-up none of whose messages came back', async () => {

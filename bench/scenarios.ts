@@ -218,6 +218,11 @@ export interface UnicastResult {
    */
   cpuUsPerMessageAtRate: number
   /**
+   * How late after its time the sender sent its latest message, ms: the load generator's own
+   * lateness (it stamps a message when it leaves; after a stall it catches up in a burst).
+   */
+  maxSendLateMs: number
+  /**
    * The broker's resident memory right after the fixed rate's slices (`npm run bench`), MB:
    * the heap as the push load left it (the hold's figures are read before any push).
    */
@@ -225,7 +230,14 @@ export interface UnicastResult {
   /** The unmeasured warm-up before the slices (`npm run bench`): its seconds and tail. */
   warmUp?: UnicastWarmUp
   /** Each slice's own figures, when the fixed rate ran in slices (`npm run bench`). */
-  slices?: Array<{ accepted: number; lost: number; p50Ms: number; p998Ms: number; maxMs: number }>
+  slices?: Array<{
+    accepted: number
+    lost: number
+    p50Ms: number
+    p998Ms: number
+    maxMs: number
+    maxSendLateMs: number
+  }>
   /** HTTP targets (mqpush, aedes-http), closed loop: accepted pushes a second. */
   maxAcceptedPerSec?: number
   /** HTTP targets, closed loop: the service's CPU time per accepted push, delivery included. */
@@ -276,17 +288,25 @@ export interface UnicastSlice {
   latencies: number[]
   /** The broker's CPU time over the slice, deliveries included, ms. */
   cpuMs: number
+  /** How late after its time the sender sent its latest message, ms (the generator's own). */
+  maxSendLateMs: number
 }
 
-/** Open loop at a fixed rate: messages leave on schedule whatever the answers do. */
+/**
+ * Open loop at a fixed rate: messages leave on schedule whatever the answers do. Returns how
+ * many were accepted, and how late after its time the latest one left (a message is stamped
+ * when it leaves: a sender that stalls, then catches up, hides its stall from the latencies
+ * and sends a burst instead).
+ */
 async function openLoop(
   target: Target,
   devices: DeviceCreds[],
   rate: number,
   total: number,
   first: number,
-): Promise<number> {
+): Promise<{ accepted: number; maxLateMs: number }> {
   let ok = 0
+  let maxLateMs = 0
   let failed = 0
   let firstError: unknown
   const inflight: Array<Promise<void>> = []
@@ -296,8 +316,10 @@ async function openLoop(
     const wait = due - now()
     if (wait > 1) await sleep(wait)
     const device = devices[(first + i) % devices.length] as DeviceCreds
+    const sentAt = now()
+    if (sentAt - due > maxLateMs) maxLateMs = sentAt - due
     inflight.push(
-      target.sendOne(device, `t=${now()}`).then(
+      target.sendOne(device, `t=${sentAt}`).then(
         (accepted) => {
           if (accepted) ok++
         },
@@ -311,7 +333,7 @@ async function openLoop(
   }
   await Promise.all(inflight)
   if (failed > 0) console.error(`  unicast: ${failed} messages failed: ${String(firstError)}`)
-  return ok
+  return { accepted: ok, maxLateMs }
 }
 
 /**
@@ -346,7 +368,7 @@ export async function unicastWarmUp(
 ): Promise<UnicastWarmUp> {
   // no forced collection in the workers in any phase of the fixed rate (see `WorkerPool.reset`)
   await pool.reset({ collectInWorkers: false })
-  const warm = await openLoop(target, devices, rate, Math.round(rate * seconds), 0)
+  const { accepted: warm } = await openLoop(target, devices, rate, Math.round(rate * seconds), 0)
   const s = await pool.waitFor((st) => st.distinct >= warm, 30_000)
   const lat = [...s.latencies].sort((a, b) => a - b)
   if (s.distinct < warm) console.error(`  warm-up: ${warm - s.distinct} messages not delivered`)
@@ -383,7 +405,7 @@ export async function unicastSlice(
   const seconds = count / rate
   await pool.reset({ collectInWorkers: false })
   const cpuBefore = cpuMs(target.pid)
-  const accepted = await openLoop(target, devices, rate, count, first)
+  const { accepted, maxLateMs } = await openLoop(target, devices, rate, count, first)
   const s = await pool.waitFor((st) => st.distinct >= accepted, 30_000)
   return {
     seconds,
@@ -391,6 +413,7 @@ export async function unicastSlice(
     delivered: Math.min(s.distinct, accepted),
     latencies: s.latencies,
     cpuMs: cpuMs(target.pid) - cpuBefore,
+    maxSendLateMs: maxLateMs,
   }
 }
 
@@ -410,6 +433,7 @@ export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): U
     p998Ms: round(pct(lat, 0.998), 2),
     maxMs: round(lat[lat.length - 1] ?? 0, 2),
     cpuUsPerMessageAtRate: Math.round((sum((s) => s.cpuMs) * 1000) / Math.max(1, accepted)),
+    maxSendLateMs: round(Math.max(0, ...slices.map((s) => s.maxSendLateMs)), 2),
     ...(slices.length > 1 && {
       slices: slices.map((s) => {
         const l = [...s.latencies].sort((a, b) => a - b)
@@ -419,6 +443,7 @@ export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): U
           p50Ms: round(pct(l, 0.5), 2),
           p998Ms: round(pct(l, 0.998), 2),
           maxMs: round(l[l.length - 1] ?? 0, 2),
+          maxSendLateMs: round(s.maxSendLateMs, 2),
         }
       }),
     }),
