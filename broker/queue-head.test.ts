@@ -3,7 +3,7 @@ import { Duplex, type Readable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { arrived, socketPair } from '../test/helpers/socket-pair.js'
-import { QUEUE_HEAD_BYTES, writeQueueHeads } from './queue-head.js'
+import { QUEUE_HEAD_BYTES, QUEUE_HEAD_PACKETS, writeQueueHeads } from './queue-head.js'
 
 let cleanup: Array<() => void> = []
 afterEach(() => {
@@ -180,6 +180,56 @@ describe('writeQueueHeads', () => {
       ['stream', undefined, undefined],
     ])
     expect(pair.writes).toEqual([])
+  })
+
+  it("writes the head once per connect: a second stream of it is the persistence's own", async () => {
+    const { persistence, calls } = setup([publish(0)])
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const client = clientOn(pair.conn)
+    await rest(persistence.outgoingStream(client))
+    expect(persistence.outgoingStream(client)).toBe('the persistence stream')
+    const sent = [{ ...publish(0), messageId: 7 }]
+    expect(await arrived(pair, wire(sent).length)).toEqual(wire(sent))
+    expect(calls.filter(([what]) => what === 'update')).toHaveLength(1)
+  })
+
+  it('takes at most QUEUE_HEAD_PACKETS at the connect, refused ones included', async () => {
+    const refused = (i: number) => ({ ...publish(i), payload: Buffer.from([0xff]) })
+    const queue = Array.from({ length: QUEUE_HEAD_PACKETS + 10 }, (_, i) => refused(i))
+    const { persistence, calls } = setup(queue)
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const left = await rest(persistence.outgoingStream(clientOn(pair.conn)))
+    expect(left).toHaveLength(10)
+    expect(calls.filter(([what]) => what === 'clear')).toHaveLength(QUEUE_HEAD_PACKETS)
+    expect(pair.writes).toEqual([])
+  })
+
+  it('uncorks the socket when the head fails (a hook that throws)', async () => {
+    const { broker, persistence } = setup([publish(0)])
+    broker.authorizeForward = () => {
+      throw new Error('hook failed')
+    }
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const client = clientOn(pair.conn)
+    broker.emit('client', client)
+    expect(pair.conn.writableCorked).toBe(1)
+    expect(() => persistence.outgoingStream(client)).toThrow('hook failed')
+    expect(pair.conn.writableCorked).toBe(0)
+  })
+
+  it('does not cork a socket that still has bytes to send (its CONNACK could wait for a drain)', async () => {
+    const { broker } = setup([])
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    pair.conn.cork()
+    pair.conn.write(Buffer.alloc(10))
+    const client = clientOn(pair.conn)
+    broker.emit('client', client)
+    expect(pair.conn.writableCorked).toBe(1)
+    pair.conn.uncork()
   })
 
   it('does not cork a client registered after its CONNACK went out (one taking over an id)', async () => {

@@ -4,6 +4,8 @@ import mqttPacket from 'mqtt-packet'
 
 /** The most bytes of a stored queue written at the connect itself; aedes sends the rest. */
 export const QUEUE_HEAD_BYTES = 16384
+/** The most packets taken at the connect (sent or cleared: expired ones count too). */
+export const QUEUE_HEAD_PACKETS = 512
 
 /** A packet of a stored queue, as the persistence hands it out (a copy of its own). */
 interface QueuedPacket {
@@ -28,6 +30,11 @@ interface ClientLike {
   emit(event: 'error', err: unknown): unknown
 }
 
+/**
+ * The persistence: with `outgoingSnapshot`, its `outgoingUpdate` and `outgoingClearMessageId`
+ * must take effect when called (their promises only report), as the embedded one's do: the
+ * head is written before they settle, and the device's acknowledgements may come back at once.
+ */
 export interface QueueHeadPersistence {
   outgoingStream(client: { id: string }): unknown
   outgoingUpdate(client: { id: string }, packet: unknown): Promise<unknown>
@@ -45,9 +52,12 @@ export interface QueueHeadPersistence {
  * refuses, or any for a clean session, is cleared with `outgoingClearMessageId`, not sent) — and
  * hands aedes a stream of the rest, which it sends as before (with its wait for 'drain').
  *
- * Only at the connect (aedes opens the queue's stream there, after the CONNACK is written) and
- * only over a TCP or TLS socket; a persistence without `outgoingSnapshot`, a WebSocket, or a
- * packet that is not a publish (a QoS 2 release) leaves the rest to aedes.
+ * Only at the connect (aedes opens the queue's stream there, after the CONNACK is written),
+ * once per connect, and only over a TCP or TLS socket; a persistence without
+ * `outgoingSnapshot`, a WebSocket, or a packet that is not a publish (a QoS 2 release) leaves
+ * the rest to aedes. Unlike aedes, a failed `outgoingUpdate` is reported after its packet was
+ * sent (aedes skips the packet); either way the client's 'error' closes the connection and the
+ * packet stays queued.
  */
 export function writeQueueHeads(
   broker: {
@@ -61,6 +71,8 @@ export function writeQueueHeads(
   // sockets corked from the client's registration until its queue's head is written: the
   // CONNACK and the head leave in one write
   const corked = new WeakSet<Socket>()
+  // clients whose head was written: a second stream of the same connect is aedes' own
+  const written = new WeakSet<object>()
   broker.on('client', (c: unknown) => {
     const client = c as ClientLike
     const conn = client.conn
@@ -68,6 +80,9 @@ export function writeQueueHeads(
     // after its CONNACK, or its queue, was written; then it is not corked)
     if (client.connecting !== true || client.connackSent === true) return
     if (!(conn instanceof Socket) || conn.destroyed || corked.has(conn)) return
+    // bytes still waiting to go out: a CONNACK written now could wait for a 'drain' that a
+    // corked socket never emits
+    if (conn.writableLength > 0) return
     conn.cork()
     corked.add(conn)
   })
@@ -77,15 +92,15 @@ export function writeQueueHeads(
     const conn = client.conn
     if (!(conn instanceof Socket)) return open(client)
     const wasCorked = corked.delete(conn)
-    let stream: unknown
-    if (client.connecting !== true || conn.destroyed) stream = open(client)
-    else {
+    try {
+      if (client.connecting !== true || conn.destroyed || written.has(client)) return open(client)
+      written.add(client)
       const list = snapshot(client) as QueuedPacket[]
       const sent = writeHead(broker, persistence, client, conn, list)
-      stream = Readable.from(sent === 0 ? list : list.slice(sent))
+      return Readable.from(sent === 0 ? list : list.slice(sent))
+    } finally {
+      if (wasCorked) conn.uncork()
     }
-    if (wasCorked) conn.uncork()
-    return stream
   }
 }
 
@@ -101,7 +116,8 @@ function writeHead(
   let bytes = 0
   let i = 0
   const failed = (err: unknown) => client.emit('error', err)
-  for (; i < list.length && bytes < QUEUE_HEAD_BYTES; i++) {
+  const end = Math.min(list.length, QUEUE_HEAD_PACKETS)
+  for (; i < end && bytes < QUEUE_HEAD_BYTES; i++) {
     const packet = list[i] as QueuedPacket
     if (packet.cmd !== 'publish') break
     // as aedes' QoSPacket: a packet sent before keeps its identifier

@@ -1,4 +1,5 @@
-import { Socket } from 'node:net'
+import { connect, Socket } from 'node:net'
+import mqttPacket from 'mqtt-packet'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { connectDevice } from '../helpers/mqtt.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
@@ -68,6 +69,74 @@ describe('draining a stored queue', () => {
       }
     })
   }
+
+  /** A device on a raw socket: every packet it gets, in order; it acknowledges or not. */
+  const rawDevice = async (
+    reg: { regId: string; appId: string; token: string },
+    acknowledge: boolean,
+  ) => {
+    const socket = connect(s.mqttPort, '127.0.0.1')
+    socket.on('error', () => {})
+    const parser = mqttPacket.parser()
+    const got: mqttPacket.Packet[] = []
+    parser.on('packet', (p) => {
+      got.push(p)
+      if (acknowledge && p.cmd === 'publish' && p.qos > 0)
+        socket.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId }))
+    })
+    socket.on('data', (d: Buffer) => parser.parse(d))
+    await new Promise((r) => socket.once('connect', r))
+    socket.write(
+      mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: false,
+        clientId: reg.regId,
+        keepalive: 60,
+        username: reg.appId,
+        password: Buffer.from(reg.token),
+      }),
+    )
+    const publishes = () => got.filter((p): p is mqttPacket.IPublishPacket => p.cmd === 'publish')
+    const until = async (n: number) => {
+      const end = Date.now() + 5000
+      while (publishes().length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+      return publishes()
+    }
+    return { socket, got, publishes, until }
+  }
+
+  it('a device taking over its own connection gets its CONNACK, then what the first left unacknowledged, then what comes next', async () => {
+    const reg = await s.register()
+    const first = await rawDevice(reg, false)
+    const payloads = Array.from({ length: 30 }, (_, i) => `m${i}`.padEnd(1000, 'x'))
+    try {
+      await first.until(0)
+      for (const payload of payloads)
+        await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload })
+      const unacknowledged = await first.until(30)
+      expect(unacknowledged).toHaveLength(30)
+      const second = await rawDevice(reg, true)
+      try {
+        const again = await second.until(30)
+        expect(second.got[0]?.cmd).toBe('connack')
+        expect(again.map((p) => JSON.parse(p.payload.toString()).payload)).toEqual(payloads)
+        // sent again with the identifiers they had
+        expect(again.map((p) => p.messageId)).toEqual(unacknowledged.map((p) => p.messageId))
+        // the connection is not left corked: a new message arrives at once
+        await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'next' })
+        const after = await second.until(31)
+        expect(
+          JSON.parse((after[30] as mqttPacket.IPublishPacket).payload.toString()).payload,
+        ).toBe('next')
+      } finally {
+        second.socket.destroy()
+      }
+    } finally {
+      first.socket.destroy()
+    }
+  })
 
   it('over WebSocket, more than a socket buffer of it', async () => {
     const reg = await queue(100, 3000)

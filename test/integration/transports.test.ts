@@ -101,6 +101,10 @@ describe('MQTT over TLS', () => {
     try {
       const got = await d.waitFor(200, 15_000)
       expect(new Set(got.map((r) => r.json.id))).toEqual(new Set(ids))
+      // the queue's head went out with the CONNACK, the rest after it: the connection is not
+      // left corked, a new message arrives
+      await s.push({ target: { regIds: [reg.regId] }, kind: 'passThrough', payload: 'next' })
+      expect((await d.waitFor(201, 5_000)).at(-1)?.json.payload).toBe('next')
     } finally {
       await d.end()
     }
