@@ -77,7 +77,10 @@ export interface BrokerPersistence {
   dropClient?(clientId: string): Promise<void>
   /**
    * Extension: a client's queue as `outgoingStream` would stream it, as an array (each packet a
-   * copy of its own): lets the broker write a reconnecting device's queue at once.
+   * copy of its own): lets the broker write a reconnecting device's queue at once. A persistence
+   * that has it must record `outgoingUpdate` and `outgoingClearMessageId` when called (their
+   * promises only report): the queue's head is written before they settle
+   * (`broker/queue-head.ts`).
    */
   outgoingSnapshot?(client: { id: string }): unknown[]
   /** Extension: the payloads of every packet still queued for some client. */
