@@ -3,7 +3,12 @@ import { Duplex, type Readable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { arrived, socketPair } from '../test/helpers/socket-pair.js'
-import { QUEUE_HEAD_BYTES, QUEUE_HEAD_PACKETS, writeQueueHeads } from './queue-head.js'
+import {
+  QUEUE_HEAD_BYTES,
+  QUEUE_HEAD_PACKETS,
+  type QueuedPacket,
+  writeQueueHeads,
+} from './queue-head.js'
 
 let cleanup: Array<() => void> = []
 afterEach(() => {
@@ -11,17 +16,7 @@ afterEach(() => {
   cleanup = []
 })
 
-interface Queued {
-  cmd: string
-  topic?: string
-  payload?: Buffer
-  qos?: number
-  messageId?: number
-  brokerId?: string
-  brokerCounter?: number
-  retain?: boolean
-  dup?: boolean
-}
+type Queued = QueuedPacket & { retain?: boolean; dup?: boolean }
 
 const publish = (i: number, bytes = 100, messageId?: number): Queued => ({
   cmd: 'publish',

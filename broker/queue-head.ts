@@ -8,7 +8,7 @@ export const QUEUE_HEAD_BYTES = 16384
 export const QUEUE_HEAD_PACKETS = 512
 
 /** A packet of a stored queue, as the persistence hands it out (a copy of its own). */
-interface QueuedPacket {
+export interface QueuedPacket {
   cmd: string
   topic?: string
   payload?: Buffer

@@ -1,4 +1,5 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqttPacket from 'mqtt-packet'
 import type { RegisterResponse } from '../../sdk/protocol/schemas.js'
 
 export interface Received {
@@ -16,6 +17,23 @@ export interface TestDevice {
   /** Resolves after `ms` if nothing more than `count` arrived meanwhile (asserting silence). */
   expectNoMore(count: number, ms?: number): Promise<void>
   end(): Promise<void>
+}
+
+/** A device's CONNECT packet, encoded, for tests on raw sockets (a persistent session). */
+export function connectPacket(
+  reg: Pick<RegisterResponse, 'regId' | 'token' | 'appId'>,
+  keepalive = 60,
+): Buffer {
+  return mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: false,
+    clientId: reg.regId,
+    keepalive,
+    username: reg.appId,
+    password: Buffer.from(reg.token),
+  })
 }
 
 /** Connects like a device does: client id = regId, username = app id, password = token. */

@@ -1,7 +1,7 @@
 import { connect, Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { connectDevice } from '../helpers/mqtt.js'
+import { connectDevice, connectPacket } from '../helpers/mqtt.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
 
 /**
@@ -86,18 +86,7 @@ describe('draining a stored queue', () => {
     })
     socket.on('data', (d: Buffer) => parser.parse(d))
     await new Promise((r) => socket.once('connect', r))
-    socket.write(
-      mqttPacket.generate({
-        cmd: 'connect',
-        protocolId: 'MQTT',
-        protocolVersion: 4,
-        clean: false,
-        clientId: reg.regId,
-        keepalive: 60,
-        username: reg.appId,
-        password: Buffer.from(reg.token),
-      }),
-    )
+    socket.write(connectPacket(reg))
     const publishes = () => got.filter((p): p is mqttPacket.IPublishPacket => p.cmd === 'publish')
     const until = async (n: number) => {
       const end = Date.now() + 5000

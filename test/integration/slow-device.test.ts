@@ -1,7 +1,6 @@
 import { connect } from 'node:net'
-import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectDevice } from '../helpers/mqtt.js'
+import { connectDevice, connectPacket } from '../helpers/mqtt.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
 
 describe('a device that stops reading', () => {
@@ -20,18 +19,7 @@ describe('a device that stops reading', () => {
         socket.pause()
         resolve()
       })
-      socket.write(
-        mqttPacket.generate({
-          cmd: 'connect',
-          protocolId: 'MQTT',
-          protocolVersion: 4,
-          clean: false,
-          clientId: stuck.regId,
-          keepalive: 600,
-          username: stuck.appId,
-          password: Buffer.from(stuck.token),
-        }),
-      )
+      socket.write(connectPacket(stuck, 600))
     })
     // enough to fill its socket buffers several times over
     const payload = 'x'.repeat(4000)
