@@ -115,6 +115,8 @@ interface Round {
   /** fixed-rate only */
   p50Ms?: number
   p998Ms?: number
+  /** fixed-rate only: how late after its time the sender sent its latest message */
+  sendLateMs?: number
   /** drain only */
   drainMs?: number
   /** drain only: the accept-queue drops while reconnecting (`listenOverflows`), null unread */
@@ -186,6 +188,7 @@ try {
       perSec: r.ratePerSec,
       p50Ms: r.p50Ms,
       p998Ms: r.p998Ms,
+      sendLateMs: r.maxSendLateMs,
     }
   }
   const drain = async (side: Side): Promise<Round> => {
@@ -244,14 +247,16 @@ console.log(
   `\n${a.scenario}${a.scenario === 'broadcast' ? ` to ${to}` : ''}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`,
 )
 console.log(
-  `| build | CPU per ${unit} | of which user | per second |${latency ? ' p50 | p99.8 | p99.8 each round |' : ''}${drained ? ' drain time | drain time each round | accept-queue drops each round |' : ''} CPU each round |`,
+  `| build | CPU per ${unit} | of which user | per second |${latency ? " p50 | p99.8 | p99.8 each round | the sender's latest send each round |" : ''}${drained ? ' drain time | drain time each round | accept-queue drops each round |' : ''} CPU each round |`,
 )
-console.log(`|---|---|---|---|${latency ? '---|---|---|' : ''}${drained ? '---|---|---|' : ''}---|`)
+console.log(
+  `|---|---|---|---|${latency ? '---|---|---|---|' : ''}${drained ? '---|---|---|' : ''}---|`,
+)
 for (const side of sides) {
   const r = results[side]
   const name = side === 'baseline' ? String(a.baseline) : side
   const lat = latency
-    ? ` ${r2(median(r.map((x) => x.p50Ms ?? NaN)))} ms | ${r2(median(r.map((x) => x.p998Ms ?? NaN)))} ms | ${r.map((x) => x.p998Ms).join(', ')} |`
+    ? ` ${r2(median(r.map((x) => x.p50Ms ?? NaN)))} ms | ${r2(median(r.map((x) => x.p998Ms ?? NaN)))} ms | ${r.map((x) => x.p998Ms).join(', ')} | ${r.map((x) => x.sendLateMs).join(', ')} |`
     : ''
   // the offline scenario reads the service's CPU as one figure: no user share
   const user = drained ? '—' : `${median(r.map((x) => x.userCpuUs))} µs`
