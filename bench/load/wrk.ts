@@ -59,11 +59,29 @@ end
         (err: Error | null, stdout: string) => (err ? reject(err) : resolve(stdout)),
       ),
     )
-    const total = Number(/(\d+) requests in ([\d.]+)s/.exec(out)?.[1] ?? 0)
-    const secs = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? o.seconds)
-    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
-    return { acceptedPerSec: Math.round((total - non2xx) / secs), accepted: total - non2xx, non2xx }
+    return parseWrkOutput(out, o.seconds)
   } finally {
     rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const WRK_TIME_UNITS: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 }
+
+/**
+ * wrk's summary: `N requests in 10.00s, …` — the time in wrk's own units (`us`, `ms`, `s`, `m`,
+ * `h`: a run of a minute or more says `5.00m`) —, and the non-2xx answers when there were any.
+ */
+export function parseWrkOutput(
+  out: string,
+  fallbackSeconds: number,
+): { acceptedPerSec: number; accepted: number; non2xx: number } {
+  const m = /(\d+) requests in ([\d.]+)(us|ms|s|m|h)\b/.exec(out)
+  const total = Number(m?.[1] ?? 0)
+  const secs = m ? Number(m[2]) * (WRK_TIME_UNITS[m[3] as string] as number) : fallbackSeconds
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+  return {
+    acceptedPerSec: Math.round((total - non2xx) / secs),
+    accepted: total - non2xx,
+    non2xx,
   }
 }
