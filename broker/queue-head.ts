@@ -140,6 +140,8 @@ function writeHead(
     buffers.push(wire)
     bytes += wire.length
   }
-  if (buffers.length > 0) conn.write(Buffer.concat(buffers, bytes))
+  // one packet is written as it is (Buffer.concat would copy it)
+  if (buffers.length === 1) conn.write(buffers[0] as Buffer)
+  else if (buffers.length > 1) conn.write(Buffer.concat(buffers, bytes))
   return i
 }
