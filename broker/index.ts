@@ -10,7 +10,7 @@ import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
 import { attachWebSocket, listenMqtt, type Listening } from './listeners.js'
 import { trackMembership } from './membership.js'
 import type { BrokerDeps, BrokerPersistence } from './ports.js'
-import { writeQueueHeads } from './queue-head.js'
+import { writeQueueHeads, wroteWholeQueue } from './queue-head.js'
 import { coalesceQueueWrites } from './queue-writes.js'
 import { sessionOf } from './session.js'
 import { createSessions } from './sessions.js'
@@ -56,8 +56,10 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
     log.error({ err }, 'broker error'),
   )
+  // a reconnecting device's queue: its head with the CONNACK in one write, aedes' writes of the
+  // rest (a queue over the head's limits, or a persistence without a snapshot) gathered
   writeQueueHeads(aedes, options.persistence)
-  coalesceQueueWrites(aedes, options.persistence)
+  coalesceQueueWrites(aedes, options.persistence, wroteWholeQueue)
   await aedes.listen()
 
   const sessions = createSessions(aedes, options.persistence, deps)

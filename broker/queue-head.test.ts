@@ -8,6 +8,7 @@ import {
   QUEUE_HEAD_PACKETS,
   type QueuedPacket,
   writeQueueHeads,
+  wroteWholeQueue,
 } from './queue-head.js'
 
 let cleanup: Array<() => void> = []
@@ -91,6 +92,8 @@ describe('writeQueueHeads', () => {
     await new Promise((r) => setImmediate(r))
     expect(pair.writes).toEqual([])
     const stream = persistence.outgoingStream(client)
+    // nothing left for aedes (nor for the coalescing of its writes)
+    expect(wroteWholeQueue(stream)).toBe(true)
     expect(await rest(stream)).toEqual([])
     // identifiers as aedes' QoSPacket gives them: wrapping after 65535; a packet sent before
     // keeps its own
@@ -117,7 +120,9 @@ describe('writeQueueHeads', () => {
     const pair = await socketPair()
     cleanup.push(pair.close)
     const client = clientOn(pair.conn)
-    const left = await rest(persistence.outgoingStream(client))
+    const stream = persistence.outgoingStream(client)
+    expect(wroteWholeQueue(stream)).toBe(false)
+    const left = await rest(stream)
     const head = calls.length
     expect(head).toBeGreaterThan(1)
     expect(head).toBeLessThan(40)

@@ -30,6 +30,17 @@ interface ClientLike {
   emit(event: 'error', err: unknown): unknown
 }
 
+/** The (empty) streams of the rest of queues whose head was the whole queue. */
+const wholeQueues = new WeakSet<object>()
+
+/**
+ * Whether `stream` is the rest of a queue that went out whole at the connect: an empty stream,
+ * nothing left for aedes to write (nor for `coalesceQueueWrites` to gather).
+ */
+export function wroteWholeQueue(stream: unknown): boolean {
+  return typeof stream === 'object' && stream !== null && wholeQueues.has(stream)
+}
+
 /**
  * The persistence: with `outgoingSnapshot`, its `outgoingUpdate` and `outgoingClearMessageId`
  * must take effect when called (their promises only report), as the embedded one's do: the
@@ -97,7 +108,10 @@ export function writeQueueHeads(
       written.add(client)
       const list = snapshot(client) as QueuedPacket[]
       const sent = writeHead(broker, persistence, client, conn, list)
-      return Readable.from(sent === 0 ? list : list.slice(sent))
+      if (sent < list.length) return Readable.from(sent === 0 ? list : list.slice(sent))
+      const rest = Readable.from([])
+      wholeQueues.add(rest)
+      return rest
     } finally {
       if (wasCorked) conn.uncork()
     }

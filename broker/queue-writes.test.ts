@@ -119,10 +119,10 @@ describe('coalesceWrites', () => {
 
 describe('coalesceQueueWrites', () => {
   /** A broker (its events) and a persistence whose queue streams are empty. */
-  const setup = () => {
+  const setup = (nothingLeft?: (stream: unknown) => boolean) => {
     const broker = new EventEmitter()
     const persistence = { outgoingStream: (_client: unknown) => Readable.from([]) }
-    coalesceQueueWrites(broker, persistence)
+    coalesceQueueWrites(broker, persistence, nothingLeft)
     return { broker, persistence }
   }
   const coalescing = (conn: Socket) => Object.prototype.hasOwnProperty.call(conn, 'uncork')
@@ -152,6 +152,18 @@ describe('coalesceQueueWrites', () => {
     persistence.outgoingStream(client)
     persistence.outgoingStream(client)
     expect(pair.conn.writableCorked).toBe(1)
+    broker.emit('clientReady', client)
+    expect(pair.conn.writableCorked).toBe(0)
+  })
+
+  it('leaves a stream with nothing left to write alone (a queue that went out whole)', async () => {
+    const { broker, persistence } = setup(() => true)
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const client = { id: 'd', conn: pair.conn, connecting: true }
+    persistence.outgoingStream(client)
+    expect(coalescing(pair.conn)).toBe(false)
+    expect(pair.conn.writableCorked).toBe(0)
     broker.emit('clientReady', client)
     expect(pair.conn.writableCorked).toBe(0)
   })

@@ -28,18 +28,20 @@ interface Conn {
  * writes (its pipeline buffers up to 16 packets), so the stream ends while the last packets are
  * still to be written; ended there, a queue of 20 went out in 5 writes, one of 16 or fewer in
  * one write per packet. Only a stream opened while the client connects is coalesced: no
- * `clientReady` would end any other.
+ * `clientReady` would end any other. `nothingLeft` tells a stream with nothing to write (a
+ * queue whose head went out whole at the connect, `wroteWholeQueue`): left alone.
  */
 export function coalesceQueueWrites(
   broker: EventEmitter,
   persistence: { outgoingStream(client: { id: string; conn?: unknown }): unknown },
+  nothingLeft: (stream: unknown) => boolean = () => false,
 ): void {
   const gathering = new WeakMap<object, () => void>()
   const open = persistence.outgoingStream.bind(persistence)
   persistence.outgoingStream = (client: { id: string; conn?: unknown; connecting?: boolean }) => {
     const stream = open(client)
     // coalesced once per connect: a second cork would never be undone
-    if (client.connecting !== true || gathering.has(client)) return stream
+    if (client.connecting !== true || gathering.has(client) || nothingLeft(stream)) return stream
     const finish = coalesceWrites(client.conn)
     if (finish) gathering.set(client, finish)
     return stream
