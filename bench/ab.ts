@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { WorkerPool, warnWithoutHarnessFlags } from './load/pool.js'
+import { comparePaired, describePaired } from './paired.js'
 import { ensureWrk } from './load/wrk.js'
 import {
   alternate,
@@ -26,7 +27,8 @@ import { cpuTimesMs, type HttpPushTarget, type Target } from './targets/target.j
  * machine. Scenarios: `broadcast` (to all, CPU per delivery), `closed-loop` (wrk, CPU per
  * accepted push), `fixed-rate` (unicast at a fixed rate: CPU per message, p50, p99.8) and
  * `drain` (the offline scenario: CPU per delivered message, reconnects included, drain time).
- * Prints medians and every round.
+ * Prints medians and every round, then the rounds compared pair by pair (`bench/paired.ts`):
+ * the median ratio with an interval, and the sign test.
  */
 const { values: a } = parseArgs({
   options: {
@@ -267,3 +269,37 @@ for (const side of sides) {
     `| ${name} | ${median(r.map((x) => x.cpuUs))} µs | ${user} | ${median(r.map((x) => x.perSec))} |${lat}${drain} ${r.map((x) => x.cpuUs).join(', ')} |`,
   )
 }
+// round i of each build ran back to back: compared pair by pair (bench/paired.ts)
+const pairedOf = (f: (r: Round) => number | undefined) =>
+  comparePaired(
+    results.baseline.map((r) => f(r) ?? NaN),
+    results['this build'].map((r) => f(r) ?? NaN),
+  )
+console.log(`\nthis build ÷ ${String(a.baseline)}, round by round (rounds paired as they ran):\n`)
+console.log(
+  `- ${describePaired(
+    `CPU per ${unit}`,
+    pairedOf((r) => r.cpuUs),
+  )}`,
+)
+if (latency)
+  console.log(
+    `- ${describePaired(
+      'p99.8',
+      pairedOf((r) => r.p998Ms),
+    )}`,
+  )
+if (drained)
+  console.log(
+    `- ${describePaired(
+      'drain time',
+      pairedOf((r) => r.drainMs),
+    )}`,
+  )
+else if (!latency)
+  console.log(
+    `- ${describePaired(
+      'per second (↑ better)',
+      pairedOf((r) => r.perSec),
+    )}`,
+  )
