@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events'
-import { Duplex, type Readable } from 'node:stream'
+import stream, { Duplex, Readable, Transform } from 'node:stream'
+import streamPromises from 'node:stream/promises'
+import { promisify } from 'node:util'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { arrived, socketPair } from '../test/helpers/socket-pair.js'
@@ -7,6 +9,7 @@ import {
   QUEUE_HEAD_BYTES,
   QUEUE_HEAD_PACKETS,
   type QueuedPacket,
+  skipPipelinesOfWholeQueues,
   writeQueueHeads,
   wroteWholeQueue,
 } from './queue-head.js'
@@ -245,5 +248,67 @@ describe('writeQueueHeads', () => {
     await rest(persistence.outgoingStream(client))
     expect(pair.conn.writableCorked).toBe(1)
     pair.conn.uncork()
+  })
+})
+
+describe('skipPipelinesOfWholeQueues', () => {
+  /** A transform that records what goes through it. */
+  const recorder = () => {
+    const seen: unknown[] = []
+    const transform = new Transform({
+      objectMode: true,
+      transform(chunk, _encoding, next) {
+        seen.push(chunk)
+        next()
+      },
+    })
+    return { seen, transform }
+  }
+
+  it("skips Node's pipeline for the rest of a queue that went out whole, as aedes calls it", async () => {
+    const { persistence } = setup([publish(0)]) // (writeQueueHeads installs it)
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const whole = persistence.outgoingStream(clientOn(pair.conn)) as Readable
+    expect(wroteWholeQueue(whole)).toBe(true)
+    const { transform } = recorder()
+    const done: unknown[][] = []
+    // aedes' emptyQueue: pipeline(outgoing, through(clearQueue), done)
+    const returned = stream.pipeline(whole, transform, (...args: unknown[]) => done.push(args))
+    expect(returned).toBe(transform)
+    // called back later, without an error, as after an empty stream; the stream never read
+    expect(done).toEqual([])
+    await new Promise((r) => process.nextTick(r))
+    expect(done).toEqual([[]])
+    // never read: Node's pipeline would have ended it by now
+    await new Promise((r) => setTimeout(r, 20))
+    expect(whole.readableEnded).toBe(false)
+    expect(done).toHaveLength(1)
+  })
+
+  it("leaves every other pipeline to Node's, installed once, its promise form Node's own", async () => {
+    skipPipelinesOfWholeQueues()
+    const installed = stream.pipeline
+    skipPipelinesOfWholeQueues()
+    expect(stream.pipeline).toBe(installed)
+    const { seen, transform } = recorder()
+    await new Promise((resolve, reject) =>
+      stream.pipeline(Readable.from([1, 2, 3]), transform, (err) =>
+        err ? reject(err) : resolve(undefined),
+      ),
+    )
+    expect(seen).toEqual([1, 2, 3])
+    // a queue's rest with packets left (not whole) goes through Node's pipeline too
+    const { persistence } = setup(Array.from({ length: 40 }, (_, i) => publish(i, 1000)))
+    const pair = await socketPair()
+    cleanup.push(pair.close)
+    const rest = persistence.outgoingStream(clientOn(pair.conn)) as Readable
+    expect(wroteWholeQueue(rest)).toBe(false)
+    const left = recorder()
+    await new Promise((resolve, reject) =>
+      stream.pipeline(rest, left.transform, (err) => (err ? reject(err) : resolve(undefined))),
+    )
+    expect(left.seen.length).toBeGreaterThan(0)
+    expect(promisify(stream.pipeline)).toBe(streamPromises.pipeline)
   })
 })

@@ -1,5 +1,7 @@
+import { syncBuiltinESMExports } from 'node:module'
 import { Socket } from 'node:net'
-import { Readable } from 'node:stream'
+import stream, { Readable } from 'node:stream'
+import { promisify } from 'node:util'
 import mqttPacket from 'mqtt-packet'
 
 /** The most bytes of a stored queue written at the connect itself; aedes sends the rest. */
@@ -30,15 +32,63 @@ interface ClientLike {
   emit(event: 'error', err: unknown): unknown
 }
 
-/** The (empty) streams of the rest of queues whose head was the whole queue. */
-const wholeQueues = new WeakSet<object>()
+/**
+ * Marks the (empty) stream of the rest of a queue whose head was the whole queue. A symbol of
+ * the process's registry, not a module's own set: `stream.pipeline` is the process's, and so
+ * must be what its shortcut recognizes (a second copy of this module, as tests load, included).
+ */
+const WHOLE_QUEUE = Symbol.for('mqpush.queue-head.whole-queue')
 
 /**
  * Whether `stream` is the rest of a queue that went out whole at the connect: an empty stream,
  * nothing left for aedes to write (nor for `coalesceQueueWrites` to gather).
  */
 export function wroteWholeQueue(stream: unknown): boolean {
-  return typeof stream === 'object' && stream !== null && wholeQueues.has(stream)
+  return (
+    typeof stream === 'object' &&
+    stream !== null &&
+    (stream as { [WHOLE_QUEUE]?: boolean })[WHOLE_QUEUE] === true
+  )
+}
+
+/** Marks Node's `stream.pipeline` once it has the shortcut (one per process). */
+const SHORTCUT = Symbol.for('mqpush.queue-head.pipeline-shortcut')
+
+/**
+ * aedes ends every connect of a persistent session by piping the queue's stream through a
+ * transform (its `emptyQueue`: `pipeline(outgoing, through(clearQueue), done)`). When the head
+ * was the whole queue there is nothing to pipe, yet Node's `pipeline` costs every such connect
+ * an `AbortController`, the `DOMException` (and its stack trace) that aborting it at the end
+ * makes, end-of-stream listeners on both streams, and the transform's turns: ~10 % of the
+ * service's CPU per delivered message in a drain (docs/benchmarks.md, nineteenth session).
+ *
+ * This replaces `stream.pipeline`, once per process, by a function that calls Node's own for
+ * everything but those calls — three arguments, the first a stream `wroteWholeQueue` knows
+ * (only aedes ever gets one), the last a callback —, for which it calls the callback on the
+ * next tick, without an error, and returns the transform, as `pipeline` returns its last
+ * stream: what Node's `pipeline` would do for an empty stream, a few ticks sooner. The
+ * transform and the empty stream are left to the collector, never read. aedes imports
+ * `pipeline` as an ES module from 'stream': its binding follows the CommonJS export once
+ * `syncBuiltinESMExports` runs. The promise form (`stream/promises`, `util.promisify`) is
+ * Node's own, unchanged.
+ */
+export function skipPipelinesOfWholeQueues(): void {
+  const current = stream.pipeline as typeof stream.pipeline & { [SHORTCUT]?: true }
+  if (current[SHORTCUT]) return
+  const original = current as unknown as (...args: unknown[]) => unknown
+  const pipeline = function pipeline(this: unknown, ...args: unknown[]): unknown {
+    if (args.length === 3 && typeof args[2] === 'function' && wroteWholeQueue(args[0])) {
+      process.nextTick(args[2])
+      return args[1]
+    }
+    return original.apply(this, args)
+  }
+  Object.defineProperty(pipeline, SHORTCUT, { value: true })
+  // util.promisify(stream.pipeline) stays Node's promise form
+  const custom = (current as unknown as Record<symbol, unknown>)[promisify.custom]
+  if (custom !== undefined) Object.defineProperty(pipeline, promisify.custom, { value: custom })
+  ;(stream as { pipeline: unknown }).pipeline = pipeline
+  syncBuiltinESMExports()
 }
 
 /**
@@ -79,6 +129,7 @@ export function writeQueueHeads(
 ): void {
   const snapshot = persistence.outgoingSnapshot?.bind(persistence)
   if (!snapshot) return
+  skipPipelinesOfWholeQueues()
   // sockets corked from the client's registration until its queue's head is written: the
   // CONNACK and the head leave in one write
   const corked = new WeakSet<Socket>()
@@ -110,7 +161,7 @@ export function writeQueueHeads(
       const sent = writeHead(broker, persistence, client, conn, list)
       if (sent < list.length) return Readable.from(sent === 0 ? list : list.slice(sent))
       const rest = Readable.from([])
-      wholeQueues.add(rest)
+      Object.defineProperty(rest, WHOLE_QUEUE, { value: true })
       return rest
     } finally {
       if (wasCorked) conn.uncork()

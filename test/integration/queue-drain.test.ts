@@ -1,6 +1,9 @@
+import { syncBuiltinESMExports } from 'node:module'
 import { connect, Socket } from 'node:net'
+import stream, { Readable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { wroteWholeQueue } from '../../broker/queue-head.js'
 import { connectDevice, connectPacket } from '../helpers/mqtt.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
 
@@ -69,6 +72,53 @@ describe('draining a stored queue', () => {
       }
     })
   }
+
+  /**
+   * The object-mode streams given to Node's `stream.pipeline` (aedes' queue streams, at a
+   * connect), watched from in front of whatever `stream.pipeline` is now.
+   */
+  const watchPipelines = () => {
+    const current = stream.pipeline as unknown as (...args: unknown[]) => unknown
+    const firsts: Readable[] = []
+    ;(stream as { pipeline: unknown }).pipeline = function (this: unknown, ...args: unknown[]) {
+      if (args[0] instanceof Readable && args[0].readableObjectMode) firsts.push(args[0])
+      return current.apply(this, args)
+    }
+    syncBuiltinESMExports()
+    restore = () => {
+      ;(stream as { pipeline: unknown }).pipeline = current
+      syncBuiltinESMExports()
+    }
+    return firsts
+  }
+
+  it("skips aedes' pipeline for a queue that went out whole with the CONNACK, not for a longer one", async () => {
+    const small = await queue(3, 100)
+    const long = await queue(40, 1000) // over the head's 16 KiB
+    const firsts = watchPipelines()
+    const d = await connectDevice(s.mqttUrl, small)
+    const e = await connectDevice(s.mqttUrl, long)
+    try {
+      await d.waitFor(3)
+      await e.waitFor(40)
+      // both connects complete: a message sent now arrives
+      await s.push({ target: { regIds: [small.regId] }, kind: 'passThrough', payload: 'next' })
+      await d.waitFor(4)
+      expect(d.received[3]?.json?.payload).toBe('next')
+      expect(firsts).toHaveLength(2)
+      const [whole, rest] = firsts as [Readable, Readable]
+      // aedes' call reached stream.pipeline (its ES module binding follows it) and was skipped
+      expect(wroteWholeQueue(whole)).toBe(true)
+      expect(whole.readableEnded).toBe(false) // never piped: Node's pipeline would end it
+      // the longer queue's rest went through Node's pipeline
+      expect(wroteWholeQueue(rest)).toBe(false)
+      expect(rest.readableEnded).toBe(true)
+    } finally {
+      restore()
+      await d.end()
+      await e.end()
+    }
+  })
 
   /** A device on a raw socket: every packet it gets, in order; it acknowledges or not. */
   const rawDevice = async (
