@@ -74,6 +74,23 @@ describe('comparePaired', () => {
     expect(c?.low).toBe(0.7)
     expect(c?.high).toBe(0.95)
     expect(c?.confidence).toBeCloseTo(1 - 2 / 32, 9)
-    expect(describePaired('CPU', c)).toContain('(0.70×–0.95×, 93 % interval)')
+    // the interval leaves out 1×, but at 93 %: not enough to say
+    expect(describePaired('CPU', c)).toBe(
+      'CPU: 0.85× (0.70×–0.95×, 93 % interval), lower in 5 of 5 pairs, higher in 0; ' +
+        'sign test p = 0.063: too few pairs to tell the builds apart',
+    )
+    // one or two pairs: no interval worth the name
+    expect(describePaired('CPU', comparePaired([10, 10], [12, 13]))).toMatch(
+      /\(1\.20×–1\.30×, 50 % interval\).*too few pairs to tell the builds apart$/,
+    )
+  })
+
+  it('prints a bound that rounds to 1.00× with three decimals, not as 1', () => {
+    const baseline = [100, 100, 100, 100, 100, 100, 100, 100, 100, 100]
+    const current = [90, 91, 92, 93, 94, 95, 96, 97, 99.8, 99.9]
+    const c = comparePaired(baseline, current)
+    expect(c?.high).toBeCloseTo(0.998, 9)
+    expect(describePaired('CPU', c)).toContain('(0.91×–0.998×, 97 % interval)')
+    expect(describePaired('CPU', c)).toMatch(/these rounds tell the builds apart$/)
   })
 })

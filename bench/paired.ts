@@ -66,7 +66,8 @@ export function comparePaired(
       ? (ratios[mid] as number)
       : ((ratios[mid - 1] as number) + (ratios[mid] as number)) / 2
   // the k-th smallest and k-th largest ratios hold the median with probability
-  // 1 - 2 P(X ≤ k - 1): the largest k that keeps that at 95 % (k = 1, the extremes, below 6)
+  // 1 - 2 P(X ≤ k - 1): the largest k that keeps that at 95 % (k = 1, the extremes, up to 8
+  // pairs; under 6 pairs even they hold it with less than 95 %)
   let k = 1
   while (k + 1 <= Math.ceil(m / 2) && 2 * binomialHalfCdf(m, k) <= 0.05) k++
   const differing = lower + higher
@@ -82,20 +83,29 @@ export function comparePaired(
   }
 }
 
+/** The confidence from which an interval that leaves out 1× tells two builds apart. */
+export const PAIRED_CONFIDENCE = 0.95
+
 /**
- * One line for a figure: e.g. `CPU per message: 0.86× (0.79–0.95, 98 % interval), lower in 9 of
- * 10 pairs, sign test p = 0.021: these rounds tell the builds apart` — or, when the interval
- * holds 1×, that they do not.
+ * One line for a figure: e.g. `CPU per message: 0.85× (0.81×–0.90×, 97 % interval), lower in 10
+ * of 10 pairs, higher in 0; sign test p = 0.002: these rounds tell the builds apart`; when the
+ * interval holds 1×, that they do not; under 6 pairs (no interval reaches 95 %), that there
+ * are too few pairs to tell.
  */
 export function describePaired(figure: string, c: PairedComparison | undefined): string {
   if (!c) return `${figure}: no pairs to compare`
-  const x = (v: number) => `${v.toFixed(2)}×`
+  // two decimals, or three where two would round a bound that is not 1 onto 1.00
+  const x = (v: number) => `${v.toFixed(v !== 1 && v.toFixed(2) === '1.00' ? 3 : 2)}×`
   const pct = `${Math.floor(c.confidence * 100)} %`
   const p = c.p < 0.001 ? '< 0.001' : c.p.toFixed(3)
-  const apart = c.low > 1 || c.high < 1
+  const verdict =
+    c.confidence < PAIRED_CONFIDENCE
+      ? 'too few pairs to tell the builds apart'
+      : c.low > 1 || c.high < 1
+        ? 'these rounds tell the builds apart'
+        : 'these rounds do not tell the builds apart'
   return (
     `${figure}: ${x(c.medianRatio)} (${x(c.low)}–${x(c.high)}, ${pct} interval), ` +
-    `lower in ${c.lower} of ${c.pairs} pairs, higher in ${c.higher}; sign test p = ${p}: ` +
-    (apart ? 'these rounds tell the builds apart' : 'these rounds do not tell the builds apart')
+    `lower in ${c.lower} of ${c.pairs} pairs, higher in ${c.higher}; sign test p = ${p}: ${verdict}`
   )
 }

@@ -311,4 +311,12 @@ describe('skipPipelinesOfWholeQueues', () => {
     expect(left.seen.length).toBeGreaterThan(0)
     expect(promisify(stream.pipeline)).toBe(streamPromises.pipeline)
   })
+
+  it('reaches modules that import pipeline as an ES module, as aedes does', async () => {
+    skipPipelinesOfWholeQueues()
+    // an ES module's named import of a built-in follows its CommonJS export only once
+    // syncBuiltinESMExports has run
+    const esm = (await import('node:stream')) as { pipeline: unknown }
+    expect(esm.pipeline).toBe(stream.pipeline)
+  })
 })

@@ -59,7 +59,7 @@ const SHORTCUT = Symbol.for('mqpush.queue-head.pipeline-shortcut')
  * transform (its `emptyQueue`: `pipeline(outgoing, through(clearQueue), done)`). When the head
  * was the whole queue there is nothing to pipe, yet Node's `pipeline` costs every such connect
  * an `AbortController`, the `DOMException` (and its stack trace) that aborting it at the end
- * makes, end-of-stream listeners on both streams, and the transform's turns: ~10 % of the
+ * makes, end-of-stream listeners on both streams, and the transform's turns: 7–20 % of the
  * service's CPU per delivered message in a drain (docs/benchmarks.md, nineteenth session).
  *
  * This replaces `stream.pipeline`, once per process, by a function that calls Node's own for

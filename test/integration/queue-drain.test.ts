@@ -107,7 +107,8 @@ describe('draining a stored queue', () => {
       expect(d.received[3]?.json?.payload).toBe('next')
       expect(firsts).toHaveLength(2)
       const [whole, rest] = firsts as [Readable, Readable]
-      // aedes' call reached stream.pipeline (its ES module binding follows it) and was skipped
+      // aedes' call was skipped (that its ES-module import reaches the fast path without this
+      // watcher's own syncBuiltinESMExports: broker/queue-head.test.ts)
       expect(wroteWholeQueue(whole)).toBe(true)
       expect(whole.readableEnded).toBe(false) // never piped: Node's pipeline would end it
       // the longer queue's rest went through Node's pipeline
