@@ -270,36 +270,12 @@ for (const side of sides) {
   )
 }
 // round i of each build ran back to back: compared pair by pair (bench/paired.ts)
-const pairedOf = (f: (r: Round) => number | undefined) =>
-  comparePaired(
-    results.baseline.map((r) => f(r) ?? NaN),
-    results['this build'].map((r) => f(r) ?? NaN),
-  )
+const paired = (figure: string, f: (r: Round) => number | undefined) => {
+  const of = (side: Side) => results[side].map((r) => f(r) ?? NaN)
+  console.log(`- ${describePaired(figure, comparePaired(of('baseline'), of('this build')))}`)
+}
 console.log(`\nthis build ÷ ${String(a.baseline)}, round by round (rounds paired as they ran):\n`)
-console.log(
-  `- ${describePaired(
-    `CPU per ${unit}`,
-    pairedOf((r) => r.cpuUs),
-  )}`,
-)
-if (latency)
-  console.log(
-    `- ${describePaired(
-      'p99.8',
-      pairedOf((r) => r.p998Ms),
-    )}`,
-  )
-if (drained)
-  console.log(
-    `- ${describePaired(
-      'drain time',
-      pairedOf((r) => r.drainMs),
-    )}`,
-  )
-else if (!latency)
-  console.log(
-    `- ${describePaired(
-      'per second (↑ better)',
-      pairedOf((r) => r.perSec),
-    )}`,
-  )
+paired(`CPU per ${unit}`, (r) => r.cpuUs)
+if (latency) paired('p99.8', (r) => r.p998Ms)
+if (drained) paired('drain time', (r) => r.drainMs)
+else if (!latency) paired('per second (↑ better)', (r) => r.perSec)
