@@ -56,8 +56,9 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
     log.error({ err }, 'broker error'),
   )
-  // a reconnecting device's queue: its head with the CONNACK in one write, aedes' writes of the
-  // rest (a queue over the head's limits, or a persistence without a snapshot) gathered
+  // a reconnecting device's queue: its head with the CONNACK in one write (and aedes' pipeline
+  // skipped when that was all), aedes' writes of the rest (a queue over the head's limits, or a
+  // persistence without a snapshot) gathered
   writeQueueHeads(aedes, options.persistence)
   coalesceQueueWrites(aedes, options.persistence, wroteWholeQueue)
   await aedes.listen()

@@ -118,7 +118,8 @@ export interface QueueHeadPersistence {
  * `outgoingSnapshot`, a WebSocket, or a packet that is not a publish (a QoS 2 release) leaves
  * the rest to aedes. Unlike aedes, a failed `outgoingUpdate` is reported after its packet was
  * sent (aedes skips the packet); either way the client's 'error' closes the connection and the
- * packet stays queued.
+ * packet stays queued. A queue that goes out whole (an empty one too) leaves aedes nothing to
+ * pipe: its `pipeline` is skipped (`skipPipelinesOfWholeQueues`, installed here).
  */
 export function writeQueueHeads(
   broker: {
