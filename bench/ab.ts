@@ -1,8 +1,8 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { WorkerPool, warnWithoutHarnessFlags } from './load/pool.js'
-import { comparePaired, describePaired } from './paired.js'
 import { ensureWrk } from './load/wrk.js'
+import { comparePaired, describePaired } from './paired.js'
 import {
   alternate,
   broadcast,

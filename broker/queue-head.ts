@@ -40,14 +40,14 @@ interface ClientLike {
 const WHOLE_QUEUE = Symbol.for('mqpush.queue-head.whole-queue')
 
 /**
- * Whether `stream` is the rest of a queue that went out whole at the connect: an empty stream,
+ * Whether `rest` is the rest of a queue that went out whole at the connect: an empty stream,
  * nothing left for aedes to write (nor for `coalesceQueueWrites` to gather).
  */
-export function wroteWholeQueue(stream: unknown): boolean {
+export function wroteWholeQueue(rest: unknown): boolean {
   return (
-    typeof stream === 'object' &&
-    stream !== null &&
-    (stream as { [WHOLE_QUEUE]?: boolean })[WHOLE_QUEUE] === true
+    typeof rest === 'object' &&
+    rest !== null &&
+    (rest as { [WHOLE_QUEUE]?: boolean })[WHOLE_QUEUE] === true
   )
 }
 
