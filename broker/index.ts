@@ -7,6 +7,7 @@ import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
+import { dropOwnClientNotices } from './client-notices.js'
 import { attachWebSocket, listenMqtt, type Listening } from './listeners.js'
 import { trackMembership } from './membership.js'
 import type { BrokerDeps, BrokerPersistence } from './ports.js'
@@ -37,7 +38,7 @@ export interface BrokerOptions {
  */
 export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   const { log } = deps
-  trackMembership(options.persistence, deps)
+  const settling = trackMembership(options.persistence, deps)
   const aedes = new Aedes({
     persistence: options.persistence,
     authenticate: adaptAuthenticate(createAuthenticate(deps), log) as never,
@@ -56,6 +57,9 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
     log.error({ err }, 'broker error'),
   )
+  // aedes' own $SYS notice of each connect and disconnect reaches nobody here (no client may
+  // subscribe to $SYS; the emitter is this process's own): not published
+  dropOwnClientNotices(aedes)
   // a reconnecting device's queue: its head with the CONNACK in one write (and aedes' pipeline
   // skipped when that was all), aedes' writes of the rest (a queue over the head's limits, or a
   // persistence without a snapshot) gathered
@@ -63,7 +67,7 @@ export async function createBroker(deps: BrokerDeps, options: BrokerOptions) {
   coalesceQueueWrites(aedes, options.persistence, wroteWholeQueue)
   await aedes.listen()
 
-  const sessions = createSessions(aedes, options.persistence, deps)
+  const sessions = createSessions(aedes, options.persistence, deps, settling)
   const dispatcher = createDispatcher(aedes, options.persistence)
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

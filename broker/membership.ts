@@ -5,11 +5,27 @@ import { sessionOf } from './session.js'
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
+/** Which device sessions may differ from the core's record of their topics. */
+export interface Settling {
+  /** The session may be behind the core's record: reconcile it at the device's connect. */
+  unsettled(regId: string): boolean
+  /** A reconcile of the session ended well: it is settled, unless a change is under way. */
+  reconciled(regId: string): void
+}
+
 /**
  * Makes the persistence report app-topic membership to the core before a subscription is
  * stored or removed, whoever caused it (a device SUBSCRIBE, a server-side subscribe, an
- * UNSUBSCRIBE). The core's record is therefore never behind the broker's: after a crash it may
- * be ahead, and the broker reconciles the session to it when the device connects.
+ * UNSUBSCRIBE). The core's record is therefore never behind the broker's: after a crash (or a
+ * failed write) between the two it may be ahead, and the broker reconciles the session to it
+ * when the device connects.
+ *
+ * Only such sessions: with a persistence that keeps marks (`markUnsettled`, see the port), a
+ * change marks its device durably before the core's write and settles it once the session's
+ * own write is done (a change that fails leaves the mark until a reconcile succeeds). A connect
+ * then reads the core's record only for a marked device — not a store read per reconnect, as
+ * until the twentieth session (~3 % of a reconnect's CPU in the offline drain). Without marks,
+ * every connect reconciles.
  *
  * It also drops subscriptions a device is not allowed to hold: aedes persists the whole
  * SUBSCRIBE packet's list, refused entries included, for each granted entry. And it keeps the
@@ -19,9 +35,40 @@ import { sessionOf } from './session.js'
 export function trackMembership(
   persistence: BrokerPersistence,
   deps: Pick<BrokerDeps, 'membership'>,
-): void {
+): Settling {
   const add = persistence.addSubscriptions.bind(persistence)
   const remove = persistence.removeSubscriptions.bind(persistence)
+  const marks =
+    persistence.markUnsettled && persistence.settle && persistence.isUnsettled
+      ? {
+          mark: persistence.markUnsettled.bind(persistence),
+          settle: persistence.settle.bind(persistence),
+          isMarked: persistence.isUnsettled.bind(persistence),
+        }
+      : undefined
+  /** Membership changes under way, per regId. */
+  const changing = new Map<string, number>()
+  /** Devices a change failed for: marked until a reconcile succeeds, whatever comes after. */
+  const failed = new Set<string>()
+
+  /** A change of the core's record and then of the session, the device marked throughout. */
+  async function change<T>(regId: string, run: () => Promise<T>): Promise<T> {
+    if (!marks) return run()
+    changing.set(regId, (changing.get(regId) ?? 0) + 1)
+    let ok = false
+    try {
+      await marks.mark(regId)
+      const result = await run()
+      ok = true
+      return result
+    } finally {
+      const left = (changing.get(regId) ?? 1) - 1
+      if (left > 0) changing.set(regId, left)
+      else changing.delete(regId)
+      if (!ok) failed.add(regId)
+      else if (left === 0 && !failed.has(regId)) marks.settle(regId)
+    }
+  }
   // aedes calls addSubscriptions once per granted entry of a SUBSCRIBE, each time with the
   // packet's whole list: the list is handled once
   const handled = new WeakMap<object, Promise<unknown>>()
@@ -35,12 +82,17 @@ export function trackMembership(
       // keeps queueing what it misses while away
       (s) => (s.qos < 1 && parseTopic(s.topic) ? Object.assign({}, s, { qos: 1 }) : s),
     )
-    const done = (async () => {
-      for (const [appId, topics] of appTopicsOf(allowed.map((s) => s.topic))) {
-        await deps.membership.subscribed(appId, client.id, topics)
-      }
-      return add(client, allowed)
-    })()
+    const byApp = appTopicsOf(allowed.map((s) => s.topic))
+    // only inbox and app-wide topics (a session opening): the core records nothing of them
+    const done =
+      byApp.size === 0
+        ? add(client, allowed)
+        : change(client.id as string, async () => {
+            for (const [appId, topics] of byApp) {
+              await deps.membership.subscribed(appId, client.id, topics)
+            }
+            return add(client, allowed)
+          })
     handled.set(subs, done)
     return done
   }
@@ -54,10 +106,24 @@ export function trackMembership(
           return type !== 'inbox' && type !== 'all'
         })
       : topics
-    for (const [appId, names] of appTopicsOf(kept)) {
-      await deps.membership.unsubscribed(appId, client.id, names)
-    }
-    return remove(client, kept)
+    const byApp = appTopicsOf(kept)
+    if (byApp.size === 0) return remove(client, kept)
+    return change(client.id as string, async () => {
+      for (const [appId, names] of byApp) {
+        await deps.membership.unsubscribed(appId, client.id, names)
+      }
+      return remove(client, kept)
+    })
+  }
+
+  return {
+    unsettled: (regId) =>
+      !marks || marks.isMarked(regId) || changing.has(regId) || failed.has(regId),
+    reconciled(regId) {
+      if (!marks || changing.has(regId)) return
+      failed.delete(regId)
+      marks.settle(regId)
+    },
   }
 }
 

@@ -85,4 +85,14 @@ export interface BrokerPersistence {
   outgoingSnapshot?(client: { id: string }): unknown[]
   /** Extension: the payloads of every packet still queued for some client. */
   queuedPayloads?(): Iterable<Buffer>
+  /**
+   * Extension, the three together: clients whose session may be behind the core's record of
+   * their topics. `markUnsettled` resolves once the mark is durable (it comes before the core's
+   * write of a membership change); `settle` drops it (write-behind: a mark lost in a crash only
+   * costs one reconcile more); `isUnsettled` answers from memory. With them the broker
+   * reconciles only marked sessions at a connect; without them, every session at every connect.
+   */
+  markUnsettled?(clientId: string): Promise<void>
+  settle?(clientId: string): void
+  isUnsettled?(clientId: string): boolean
 }

@@ -1,6 +1,7 @@
 import type { Aedes } from 'aedes'
 import { appTopic, broadcastTopic, inboxTopic } from '../sdk/protocol/topics.js'
 import type { AppId, RegId } from '../sdk/protocol/ids.js'
+import type { Settling } from './membership.js'
 import type { BrokerDeps, BrokerPersistence } from './ports.js'
 import { sessionOf } from './session.js'
 
@@ -16,7 +17,12 @@ interface Sub {
  * registration, app-topic subscriptions made by the server, and the end of a session when a
  * regId becomes invalid. Implements the core's SessionManager port.
  */
-export function createSessions(aedes: Aedes, persistence: BrokerPersistence, deps: BrokerDeps) {
+export function createSessions(
+  aedes: Aedes,
+  persistence: BrokerPersistence,
+  deps: BrokerDeps,
+  settling: Settling,
+) {
   /** A client registered with the broker and not closed, connected or still connecting. */
   const online = (regId: string): any => {
     const c = ((aedes as any).clients as Record<string, any>)[regId]
@@ -77,12 +83,15 @@ export function createSessions(aedes: Aedes, persistence: BrokerPersistence, dep
 
     /**
      * Brings a connected device's subscriptions in line with what the core records: its inbox,
-     * its app's broadcast topic and its app topics. Only differs after a crash mid-change.
+     * its app's broadcast topic and its app topics. They only differ after a crash or a failed
+     * write in the middle of a membership change, which leaves the device marked (`Settling`):
+     * an unmarked device costs no read.
      */
     async reconcile(client: any): Promise<void> {
       const session = sessionOf(client)
       if (!session) return
       const { appId, regId } = session as unknown as { appId: AppId; regId: RegId }
+      if (!settling.unsettled(regId)) return
       // only what the session brought back may be removed: a SUBSCRIBE the device sends while
       // the store answers is newer than the answer
       const restored = Object.keys(client.subscriptions)
@@ -105,6 +114,7 @@ export function createSessions(aedes: Aedes, persistence: BrokerPersistence, dep
         await persistence.removeSubscriptions({ id: regId }, extra)
         await unsubscribeLive(client, extra)
       }
+      settling.reconciled(regId)
     },
   }
 }

@@ -290,6 +290,8 @@ export class EmbeddedBrokerPersistence {
   readonly #fanouts = new Map<number, Fanout>()
   readonly #incoming = new Map<string, Map<number, AnyPacket>>()
   readonly #wills = new Map<string, AnyPacket>()
+  /** Clients whose session may be behind the core's record (see markUnsettled). */
+  readonly #unsettled = new Set<string>()
   #nextSeq = 1
   #nextPacketId = 1
   /** Rows of enqueueRecoverable not yet written (see #deferredRowsBatch). */
@@ -368,6 +370,10 @@ export class EmbeddedBrokerPersistence {
          ON CONFLICT (client_id) DO UPDATE SET meta = excluded.meta, payload = excluded.payload`,
       ),
       deleteWill: db.prepare('DELETE FROM broker_wills WHERE client_id = ?'),
+      markUnsettled: db.prepare(
+        'INSERT INTO broker_unsettled (client_id) VALUES (?) ON CONFLICT DO NOTHING',
+      ),
+      settle: db.prepare('DELETE FROM broker_unsettled WHERE client_id = ?'),
     }
   }
 
@@ -390,6 +396,11 @@ export class EmbeddedBrokerPersistence {
 
   #load(): void {
     const db = this.#db
+    for (const r of db
+      .prepare<[], { client_id: string }>('SELECT client_id FROM broker_unsettled')
+      .iterate()) {
+      this.#unsettled.add(r.client_id)
+    }
     for (const r of db
       .prepare<[], { client_id: string; topic: string; qos: number; options: string | null }>(
         'SELECT client_id, topic, qos, options FROM broker_subscriptions',
@@ -1167,6 +1178,31 @@ export class EmbeddedBrokerPersistence {
   // --- mqpush extensions ------------------------------------------------------------------
 
   /**
+   * Marks a client whose session is about to change after the core recorded the change (a
+   * topic joined or left): until `settle`, its session may be behind that record. Resolves once
+   * the mark is durable, so that a crash before the session's own write leaves it marked.
+   */
+  markUnsettled(clientId: string): Promise<void> {
+    this.#unsettled.add(clientId)
+    return this.#w.commit(() => {
+      this.#s.markUnsettled.run(clientId)
+    })
+  }
+
+  /** The client's session matches the core's record again (write-behind: lost, one check more). */
+  settle(clientId: string): void {
+    if (!this.#unsettled.delete(clientId)) return
+    this.#w.later(() => {
+      this.#s.settle.run(clientId)
+    })
+  }
+
+  /** Whether the client is marked (see markUnsettled); from memory. */
+  isUnsettled(clientId: string): boolean {
+    return this.#unsettled.has(clientId)
+  }
+
+  /**
    * Forgets a client entirely: subscriptions, queue, incoming packets and will, in one
    * transaction (found in review: with its subscriptions deleted in a commit of their own, a
    * crash before the second left a queue nobody would ever drain).
@@ -1180,7 +1216,9 @@ export class EmbeddedBrokerPersistence {
     this.#incoming.delete(clientId)
     this.#wills.delete(clientId)
     this.#forgetSubscriptions(clientId)
+    this.#unsettled.delete(clientId)
     return this.#w.commit(() => {
+      this.#s.settle.run(clientId)
       this.#s.deleteSubs.run(clientId)
       gone()
       this.#s.deleteIncomingOf.run(clientId)

@@ -191,4 +191,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE broker_outgoing ADD COLUMN payload BLOB;
   ALTER TABLE broker_outgoing ADD COLUMN expires_at INTEGER;
   `,
+  // 8: clients whose session may be behind the core's record of their topics (a membership
+  // change began and was not seen to end): reconciled at their connect, and only they
+  `
+  CREATE TABLE broker_unsettled (
+    client_id TEXT PRIMARY KEY
+  ) STRICT, WITHOUT ROWID;
+  `,
 ]
