@@ -109,9 +109,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const broker = await createBroker(
     {
       authenticateDevice: async (appId, regId, token) => {
-        const d = await devices.findByToken(regId, token)
-        if (!d || d.appId !== appId) return undefined
-        return { appId: d.appId, regId: d.regId, valid: d.invalidatedAt === undefined }
+        const d = await devices.verifyToken(regId, token)
+        return d && d.appId === appId ? d : undefined
       },
       topicsOf: (regId) => devices.topicsOf(regId as RegId),
       membership: {

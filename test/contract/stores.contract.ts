@@ -158,6 +158,23 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         expect(await s.devices.filterActive(APP, many)).toEqual([])
       })
 
+      it("answers a connect's credentials after every change of state, whatever it was asked before", async () => {
+        const d = device()
+        // asked before it exists (an adapter may remember the answer)
+        expect(await s.devices.activeCredentials(d.regId)).toBeUndefined()
+        await s.devices.insertDevice(d)
+        expect(await s.devices.activeCredentials(d.regId)).toEqual({
+          appId: APP,
+          tokenHash: d.tokenHash,
+        })
+        const other = device({ appId: OTHER })
+        await s.devices.insertDevice(other)
+        expect((await s.devices.activeCredentials(other.regId))?.appId).toBe(OTHER)
+        await s.devices.invalidateDevice(d.regId, 'unregistered', 3_000)
+        expect(await s.devices.activeCredentials(d.regId)).toBeUndefined()
+        expect(await s.devices.activeCredentials(regId())).toBeUndefined()
+      })
+
       it('finds active devices by installation and inactive ones by last seen', async () => {
         const old = device({ installationId: 'same' })
         const seen = device({ installationId: 'same' })

@@ -28,7 +28,7 @@ describe('a device connecting', () => {
     return spy
   }
 
-  it("reads nothing of the core's record of its topics when no change of them was left unfinished", async () => {
+  it("loads neither the device nor the core's record of its topics when no change of them was left unfinished", async () => {
     s = await startTestServer()
     const reg = await s.register()
     const joined = await s.http('POST', '/v1/topics/news/subscribe', {
@@ -37,10 +37,14 @@ describe('a device connecting', () => {
     })
     expect(joined.status).toBe(200)
     const reads = topicsRead(s)
+    const loads = vi.spyOn(s.services.devices, 'findByToken')
+    restores.push(() => loads.mockRestore())
     const d = await connectDevice(s.mqttUrl, reg)
     try {
       await new Promise((r) => setTimeout(r, 100))
       expect(reads).not.toHaveBeenCalled()
+      // its credentials came from the store's cache of active devices: no device loaded
+      expect(loads).not.toHaveBeenCalled()
       // and its session is whole: a push to its topic arrives
       expect(
         (await s.push({ target: { topic: 'news' }, kind: 'passThrough', payload: 'p' })).status,

@@ -112,6 +112,32 @@ export class DeviceService {
    * The device whose regId and token these are, valid or not; undefined when they do not match.
    * Lets the broker tell a stale device (right token, invalid regId) from a wrong guess.
    */
+  /**
+   * A device connecting: its app, and whether its regId is still valid, when the token is its
+   * own; undefined otherwise. An active device is checked against the store's credentials
+   * alone (`activeCredentials`, no device loaded); any other goes through findByToken, which
+   * tells a stale device (the right token of an invalid regId) from a wrong guess.
+   */
+  async verifyToken(
+    regId: string,
+    token: string,
+  ): Promise<{ appId: AppId; regId: RegId; valid: boolean } | undefined> {
+    if (!isRegId(regId)) return undefined
+    const active = await this.#d.devices.activeCredentials(regId)
+    if (active) {
+      if (!safeEqual(active.tokenHash, sha256(token))) return undefined
+      return { appId: active.appId, regId, valid: true }
+    }
+    const device = await this.findByToken(regId, token)
+    return (
+      device && {
+        appId: device.appId,
+        regId: device.regId,
+        valid: device.invalidatedAt === undefined,
+      }
+    )
+  }
+
   async findByToken(regId: string, token: string): Promise<Device | undefined> {
     const hash = sha256(token)
     if (!isRegId(regId)) return undefined

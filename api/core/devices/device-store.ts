@@ -13,6 +13,12 @@ export interface DeviceStore {
   getDevice(regId: RegId): Promise<Device | undefined>
   /** Active devices among these regIds that belong to the app, in no particular order. */
   getActiveDevices(appId: AppId, regIds: readonly RegId[]): Promise<Device[]>
+  /**
+   * The app and token hash of an active device; undefined when the regId is unknown or invalid.
+   * Every device connect asks: a store may answer from a cache it keeps exact (a token never
+   * changes).
+   */
+  activeCredentials(regId: RegId): Promise<{ appId: AppId; tokenHash: string } | undefined>
   /** Like getActiveDevices, only the regIds (the unicast hot path needs nothing else). */
   filterActive(appId: AppId, regIds: readonly RegId[]): Promise<RegId[]>
   updateDevice(
