@@ -28,7 +28,8 @@ function fakePersistence(options: { marks?: boolean; failAdd?: () => boolean } =
   }
   if (options.marks !== false) {
     p.markUnsettled = async (id: string) => {
-      await Promise.resolve()
+      // durable later than the core's write would be: a mark not waited for shows in the order
+      await new Promise((r) => setImmediate(r))
       marked.add(id)
       log.push(`mark ${id}`)
     }

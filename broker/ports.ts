@@ -49,6 +49,8 @@ export interface BrokerDeps {
   authFailures: {
     isLimited(address: string): boolean
     record(address: string): void
+    /** Optional: no address has a failure on record (then isLimited is false for any). */
+    isIdle?(): boolean
   }
   clock: { now(): number }
   log: BrokerLogger
