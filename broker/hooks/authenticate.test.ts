@@ -5,7 +5,7 @@ import type { BrokerDeps } from '../ports.js'
 import { sessionOf } from '../session.js'
 import { createAuthenticate } from './authenticate.js'
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 
 const APP = 'ap00000000000001'
 const TOKEN = 'the-token'
