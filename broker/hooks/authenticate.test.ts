@@ -5,8 +5,6 @@ import type { BrokerDeps } from '../ports.js'
 import { sessionOf } from '../session.js'
 import { createAuthenticate } from './authenticate.js'
 
- 
-
 const APP = 'ap00000000000001'
 const TOKEN = 'the-token'
 
