@@ -941,6 +941,30 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
     b.crash()
   })
 
+  it('marks every client with a session in a database from before the marks (schema 7)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqpush-bp7-'))
+    dirs.push(dir)
+    // a crash in a membership change left nothing to tell before schema 8: each session is
+    // reconciled once at its next connect, as every connect was then
+    const old = new Database(join(dir, DATABASE_FILE))
+    for (const m of MIGRATIONS.slice(0, 7)) old.exec(m)
+    old.pragma('user_version = 7')
+    const sub = old.prepare(
+      'INSERT INTO broker_subscriptions (client_id, topic, qos, options) VALUES (?, ?, 1, NULL)',
+    )
+    sub.run('c1', 'mqp/a/c1')
+    sub.run('c1', 'mqp/a/all')
+    sub.run('c2', 'mqp/a/c2')
+    old.close()
+    const b = await open(dir)
+    expect([b.p.isUnsettled('c1'), b.p.isUnsettled('c2'), b.p.isUnsettled('c3')]).toEqual([
+      true,
+      true,
+      false,
+    ])
+    b.crash()
+  })
+
   it('loads the queues of a database written before queue rows held packets', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mqpush-bp6-'))
     dirs.push(dir)

@@ -192,10 +192,13 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE broker_outgoing ADD COLUMN expires_at INTEGER;
   `,
   // 8: clients whose session may be behind the core's record of their topics (a membership
-  // change began and was not seen to end): reconciled at their connect, and only they
+  // change began and was not seen to end): reconciled at their connect, and only they. A
+  // database from before knows of no unfinished change: every client with a session is marked,
+  // reconciled once at its next connect as every connect was until then
   `
   CREATE TABLE broker_unsettled (
     client_id TEXT PRIMARY KEY
   ) STRICT, WITHOUT ROWID;
+  INSERT INTO broker_unsettled (client_id) SELECT DISTINCT client_id FROM broker_subscriptions;
   `,
 ]
