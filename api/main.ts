@@ -131,7 +131,6 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       authFailures: {
         isLimited: (address) => authFailures.isLimited(address),
         record: (address) => void authFailures.take(address),
-        isIdle: () => authFailures.isIdle(),
       },
       clock,
       log,

@@ -5,12 +5,28 @@ import { sessionOf } from './session.js'
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
+/**
+ * How long a change that ended counts as unsettled for a device's connect: aedes takes a
+ * connecting device's subscriptions from the persistence before it registers the client, and
+ * a change that ends in between reaches neither the snapshot nor the live client. The window is
+ * milliseconds; a minute is far beyond it.
+ */
+export const RECENT_CHANGE_MS = 60_000
+
 /** Which device sessions may differ from the core's record of their topics. */
 export interface Settling {
-  /** The session may be behind the core's record: reconcile it at the device's connect. */
-  unsettled(regId: string): boolean
-  /** A reconcile of the session ended well: it is settled, unless a change is under way. */
-  reconciled(regId: string): void
+  /**
+   * A ticket for `reconciled` when the session may be behind the core's record (reconcile it at
+   * the device's connect), undefined when it is settled.
+   */
+  check(regId: string): number | undefined
+  /**
+   * A reconcile that began with this ticket ended well: the session is settled, unless a change
+   * is under way or one failed after the ticket (the reconcile read the core's record before).
+   */
+  reconciled(regId: string, ticket: number): void
+  /** The regId's session is gone (invalidated): what is kept of it in memory goes too. */
+  forget(regId: string): void
 }
 
 /**
@@ -22,10 +38,11 @@ export interface Settling {
  *
  * Only such sessions: with a persistence that keeps marks (`markUnsettled`, see the port), a
  * change marks its device durably before the core's write and settles it once the session's
- * own write is done (a change that fails leaves the mark until a reconcile succeeds). A connect
- * then reads the core's record only for a marked device — not a store read per reconnect, as
- * until the twentieth session (~3 % of a reconnect's CPU in the offline drain). Without marks,
- * every connect reconciles.
+ * own write is done (a change that fails leaves the mark until a reconcile that began after the
+ * failure succeeds). A device whose change ended while it was connecting (RECENT_CHANGE_MS) is
+ * reconciled too. A connect then reads the core's record only for such a device — not a store
+ * read per reconnect, as until the twentieth session (~3 % of a reconnect's CPU in the offline
+ * drain). Without marks, every connect reconciles.
  *
  * It also drops subscriptions a device is not allowed to hold: aedes persists the whole
  * SUBSCRIBE packet's list, refused entries included, for each granted entry. And it keeps the
@@ -34,7 +51,7 @@ export interface Settling {
  */
 export function trackMembership(
   persistence: BrokerPersistence,
-  deps: Pick<BrokerDeps, 'membership'>,
+  deps: Pick<BrokerDeps, 'membership' | 'clock'>,
 ): Settling {
   const add = persistence.addSubscriptions.bind(persistence)
   const remove = persistence.removeSubscriptions.bind(persistence)
@@ -48,8 +65,29 @@ export function trackMembership(
       : undefined
   /** Membership changes under way, per regId. */
   const changing = new Map<string, number>()
-  /** Devices a change failed for: marked until a reconcile succeeds, whatever comes after. */
-  const failed = new Set<string>()
+  /** Numbers each failure, and each reconcile's start (its ticket). */
+  let sequence = 0
+  /**
+   * Devices a change failed for (the number of the latest failure): marked until a reconcile
+   * that began after it succeeds, whatever comes after.
+   */
+  const failed = new Map<string, number>()
+  /** When a device's latest change ended, for RECENT_CHANGE_MS; oldest first. */
+  const recent = new Map<string, number>()
+
+  const ended = (regId: string) => {
+    const now = deps.clock.now()
+    recent.delete(regId)
+    recent.set(regId, now)
+    for (const [id, at] of recent) {
+      if (at > now - RECENT_CHANGE_MS) break
+      recent.delete(id)
+    }
+  }
+  const changedRecently = (regId: string) => {
+    const at = recent.get(regId)
+    return at !== undefined && at > deps.clock.now() - RECENT_CHANGE_MS
+  }
 
   /** A change of the core's record and then of the session, the device marked throughout. */
   async function change<T>(regId: string, run: () => Promise<T>): Promise<T> {
@@ -65,7 +103,8 @@ export function trackMembership(
       const left = (changing.get(regId) ?? 1) - 1
       if (left > 0) changing.set(regId, left)
       else changing.delete(regId)
-      if (!ok) failed.add(regId)
+      ended(regId)
+      if (!ok) failed.set(regId, ++sequence)
       else if (left === 0 && !failed.has(regId)) marks.settle(regId)
     }
   }
@@ -117,12 +156,24 @@ export function trackMembership(
   }
 
   return {
-    unsettled: (regId) =>
-      !marks || marks.isMarked(regId) || changing.has(regId) || failed.has(regId),
-    reconciled(regId) {
+    check(regId) {
+      const unsettled =
+        !marks ||
+        marks.isMarked(regId) ||
+        changing.has(regId) ||
+        failed.has(regId) ||
+        changedRecently(regId)
+      return unsettled ? ++sequence : undefined
+    },
+    reconciled(regId, ticket) {
       if (!marks || changing.has(regId)) return
+      if ((failed.get(regId) ?? 0) > ticket) return
       failed.delete(regId)
       marks.settle(regId)
+    },
+    forget(regId) {
+      failed.delete(regId)
+      recent.delete(regId)
     },
   }
 }

@@ -49,8 +49,6 @@ export interface BrokerDeps {
   authFailures: {
     isLimited(address: string): boolean
     record(address: string): void
-    /** Optional: no address has a failure on record (then isLimited is false for any). */
-    isIdle?(): boolean
   }
   clock: { now(): number }
   log: BrokerLogger
@@ -58,7 +56,7 @@ export interface BrokerDeps {
 
 /**
  * The aedes persistence the broker runs on (embedded SQLite, Redis…). Beyond the aedes
- * interface the broker uses three optional extensions when present.
+ * interface the broker uses optional extensions when present.
  */
 export interface BrokerPersistence {
   setup(broker: unknown): Promise<void>

@@ -75,6 +75,7 @@ export function createSessions(
       if (client) await new Promise<void>((resolve) => client.close(() => resolve()))
       if (persistence.dropClient) await persistence.dropClient(regId)
       else await persistence.cleanSubscriptions({ id: regId })
+      settling.forget(regId)
     },
 
     isOnline(regId: RegId): boolean {
@@ -84,14 +85,16 @@ export function createSessions(
     /**
      * Brings a connected device's subscriptions in line with what the core records: its inbox,
      * its app's broadcast topic and its app topics. They only differ after a crash or a failed
-     * write in the middle of a membership change, which leaves the device marked (`Settling`):
-     * an unmarked device costs no read.
+     * write in the middle of a membership change, which leaves the device marked, or after a
+     * change that ended while the device was connecting (`Settling`): any other device costs
+     * no read.
      */
     async reconcile(client: any): Promise<void> {
       const session = sessionOf(client)
       if (!session) return
       const { appId, regId } = session as unknown as { appId: AppId; regId: RegId }
-      if (!settling.unsettled(regId)) return
+      const ticket = settling.check(regId)
+      if (ticket === undefined) return
       // only what the session brought back may be removed: a SUBSCRIBE the device sends while
       // the store answers is newer than the answer
       const restored = Object.keys(client.subscriptions)
@@ -114,7 +117,7 @@ export function createSessions(
         await persistence.removeSubscriptions({ id: regId }, extra)
         await unsubscribeLive(client, extra)
       }
-      settling.reconciled(regId)
+      settling.reconciled(regId, ticket)
     },
   }
 }

@@ -4,8 +4,7 @@ import { ConnackError } from './connack-error.js'
 
 /**
  * CONNECT: client id = regId, username = app id, password = device token, clean session off.
- * - a refused address (too many failures) gets CONNACK 5 without a store lookup (the address
- *   is read only while some address has failures on record);
+ * - a refused address (too many failures) gets CONNACK 5 without a store lookup;
  * - clean=true gets CONNACK 5: the device's session holds its inbox and topic subscriptions,
  *   which a clean session would wipe;
  * - wrong or missing credentials get CONNACK 4 and count as a failure of the address;
@@ -18,20 +17,20 @@ export function createAuthenticate(deps: BrokerDeps) {
     username: string | undefined,
     password: Buffer | undefined,
   ): Promise<void> {
-    // the address costs a system call (getpeername) per connection: not asked for while no
-    // address has a failure on record
-    let address: string | undefined
-    const addressNow = () => (address ??= addressOf(client))
-    if (!deps.authFailures.isIdle?.() && deps.authFailures.isLimited(addressNow())) {
+    // read before the lookup, whatever it costs (a getpeername system call): a socket that
+    // closes while the store answers has no address left, and its failure must still count
+    // against its own
+    const address = addressOf(client)
+    if (deps.authFailures.isLimited(address)) {
       throw new ConnackError(5, 'too many failed authentications from this address')
     }
     if (!username || !password || password.length === 0) {
-      deps.authFailures.record(addressNow())
+      deps.authFailures.record(address)
       throw new ConnackError(4, 'username (app id) and password (device token) are required')
     }
     const device = await deps.authenticateDevice(username, client.id, password.toString('utf8'))
     if (!device) {
-      deps.authFailures.record(addressNow())
+      deps.authFailures.record(address)
       throw new ConnackError(4, 'bad app id, regId or token')
     }
     // a device whose regId became invalid: refused, but not counted as a guess, so that many

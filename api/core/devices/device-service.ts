@@ -109,10 +109,6 @@ export class DeviceService {
   }
 
   /**
-   * The device whose regId and token these are, valid or not; undefined when they do not match.
-   * Lets the broker tell a stale device (right token, invalid regId) from a wrong guess.
-   */
-  /**
    * A device connecting: its app, and whether its regId is still valid, when the token is its
    * own; undefined otherwise. An active device is checked against the store's credentials
    * alone (`activeCredentials`, no device loaded); any other goes through findByToken, which
@@ -138,6 +134,10 @@ export class DeviceService {
     )
   }
 
+  /**
+   * The device whose regId and token these are, valid or not; undefined when they do not match.
+   * Lets the broker tell a stale device (right token, invalid regId) from a wrong guess.
+   */
   async findByToken(regId: string, token: string): Promise<Device | undefined> {
     const hash = sha256(token)
     if (!isRegId(regId)) return undefined

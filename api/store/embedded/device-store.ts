@@ -28,7 +28,10 @@ const toDevice = (r: DeviceRow): Device => ({
   invalidReason: (r.invalid_reason as InvalidReason | null) ?? undefined,
 })
 
-/** How many regIds the store remembers the state of (app, active or not) for the push path. */
+/**
+ * How many regIds the store remembers the state of (app and token hash, active or not) for the
+ * push path and the devices' connects.
+ */
 export const ACTIVE_CACHE_SIZE = 200_000
 
 /** What the cache keeps of an active device: its app and its token's hash. */
@@ -148,19 +151,23 @@ export class EmbeddedDeviceStore implements DeviceStore {
     if (cache.size > ACTIVE_CACHE_SIZE) cache.delete(cache.keys().next().value as string)
   }
 
-  /** An active device's app and token hash, null if it is not active (or not known), cached. */
-  #activeEntry(regId: string): Active | null {
+  /**
+   * An active device's app and token hash, null if it is not active (or not known), cached.
+   * `rememberMisses` false: a regId that is not active is not entered (the connect path, where
+   * anyone may send any regId: misses would push real devices out of the cache).
+   */
+  #activeEntry(regId: string, rememberMisses = true): Active | null {
     const cached = this.#active.get(regId)
     if (cached !== undefined) return cached
     const row = this.#s.get.get(regId)
     const active =
       row && row.invalidated_at === null ? { appId: row.app_id, tokenHash: row.token_hash } : null
-    this.#remember(regId, active)
+    if (active || rememberMisses) this.#remember(regId, active)
     return active
   }
 
   async activeCredentials(regId: RegId): Promise<{ appId: AppId; tokenHash: string } | undefined> {
-    const active = this.#activeEntry(regId)
+    const active = this.#activeEntry(regId, false)
     return active ? { appId: active.appId as AppId, tokenHash: active.tokenHash } : undefined
   }
 

@@ -25,20 +25,6 @@ describe('MemoryRateLimiter', () => {
     expect(l.isLimited('x')).toBe(false)
   })
 
-  it('is idle while no key has anything taken, and again once every bucket refilled', () => {
-    const clock = new ManualClock(0)
-    const l = new MemoryRateLimiter({ ratePerSec: 1, burst: 2, clock })
-    expect(l.isIdle()).toBe(true)
-    expect(l.isLimited('x')).toBe(false)
-    expect(l.isIdle()).toBe(true) // asking takes nothing
-    l.take('x')
-    expect(l.isIdle()).toBe(false)
-    clock.advance(2_000) // refilled, but kept until the next sweep (once a minute)
-    expect(l.isIdle()).toBe(false)
-    clock.advance(60_000)
-    expect(l.isIdle()).toBe(true)
-  })
-
   it('refuses a nonsensical configuration', () => {
     expect(
       () => new MemoryRateLimiter({ ratePerSec: 0, burst: 1, clock: new ManualClock() }),

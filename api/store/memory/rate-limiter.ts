@@ -41,12 +41,6 @@ export class MemoryRateLimiter implements RateLimiter {
     return b !== undefined && this.#refill(key, this.#clock.now()).tokens < 1
   }
 
-  isIdle(): boolean {
-    if (this.#buckets.size === 0) return true
-    this.#sweep(this.#clock.now())
-    return this.#buckets.size === 0
-  }
-
   #refill(key: string, now: number): Bucket {
     let b = this.#buckets.get(key)
     if (!b) {
