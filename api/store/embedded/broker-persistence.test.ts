@@ -46,6 +46,16 @@ async function open(dir?: string, errors?: unknown[]) {
   }
 }
 
+/** A database file as a mqpush of that schema version left it (to be filled, then closed). */
+function databaseOfSchema(version: number) {
+  const dir = mkdtempSync(join(tmpdir(), `mqpush-bp${version}-`))
+  dirs.push(dir)
+  const old = new Database(join(dir, DATABASE_FILE))
+  for (const m of MIGRATIONS.slice(0, version)) old.exec(m)
+  old.pragma(`user_version = ${version}`)
+  return { dir, old }
+}
+
 const list = async (stream: Readable) => {
   const out: any[] = []
   for await (const x of stream) out.push(x)
@@ -942,13 +952,9 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
   })
 
   it('marks every client with a session in a database from before the marks (schema 7)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mqpush-bp7-'))
-    dirs.push(dir)
     // a crash in a membership change left nothing to tell before schema 8: each session is
     // reconciled once at its next connect, as every connect was then
-    const old = new Database(join(dir, DATABASE_FILE))
-    for (const m of MIGRATIONS.slice(0, 7)) old.exec(m)
-    old.pragma('user_version = 7')
+    const { dir, old } = databaseOfSchema(7)
     const sub = old.prepare(
       'INSERT INTO broker_subscriptions (client_id, topic, qos, options) VALUES (?, ?, 1, NULL)',
     )
@@ -966,12 +972,8 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
   })
 
   it('loads the queues of a database written before queue rows held packets', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mqpush-bp6-'))
-    dirs.push(dir)
     // schema 6: every packet in broker_packets, the queue rows refer to it
-    const old = new Database(join(dir, DATABASE_FILE))
-    for (const m of MIGRATIONS.slice(0, 6)) old.exec(m)
-    old.pragma('user_version = 6')
+    const { dir, old } = databaseOfSchema(6)
     const meta = (counter: number) =>
       JSON.stringify({
         cmd: 'publish',
