@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { AppId, RegId } from '../sdk/protocol/ids.js'
 import { appTopic, broadcastTopic, inboxTopic } from '../sdk/protocol/topics.js'
 import { ManualClock } from '../test/helpers/clock.js'
-import { RECENT_CHANGE_MS, trackMembership } from './membership.js'
+import { RECENT_CHANGE_MS, RECENT_CHANGES_KEPT, trackMembership } from './membership.js'
 import type { BrokerPersistence } from './ports.js'
 import { setSession } from './session.js'
 
@@ -194,6 +194,23 @@ describe('trackMembership: which sessions may differ from the core (Settling)', 
     settling.forget(REG) // its session dropped, the mark with it (the persistence's dropClient)
     p.settle?.(REG)
     expect(unsettled(settling)).toBe(false)
+  })
+
+  it('keeps at most RECENT_CHANGES_KEPT recent ends, dropping the oldest', async () => {
+    const { p, log } = fakePersistence()
+    const settling = track(p, log)
+    const ids = Array.from({ length: RECENT_CHANGES_KEPT + 1 }, (_, i) => `device-${i}`)
+    await Promise.all(
+      ids.map((id) => {
+        const c: any = { id }
+        setSession(c, APP, id)
+        return p.addSubscriptions(c, [sub(appTopic(APP, 'news'))])
+      }),
+    )
+    // all within the window: the first ended one went for the last
+    expect(settling.check(ids[0] as string)).toBeUndefined()
+    expect(settling.check(ids[1] as string)).toBeDefined()
+    expect(settling.check(ids.at(-1) as string)).toBeDefined()
   })
 
   it('without marks in the persistence, every session counts as unsettled (reconciled at each connect)', async () => {

@@ -12,6 +12,12 @@ import { sessionOf } from './session.js'
  * milliseconds; a minute is far beyond it.
  */
 export const RECENT_CHANGE_MS = 60_000
+/**
+ * At most this many recent ends are kept (the oldest go first): bulk changes (1000 devices a
+ * call) cannot grow the record without bound; the ones dropped ended long before any connect
+ * window still open.
+ */
+export const RECENT_CHANGES_KEPT = 100_000
 
 /** Which device sessions may differ from the core's record of their topics. */
 export interface Settling {
@@ -75,14 +81,18 @@ export function trackMembership(
   /** When a device's latest change ended, for RECENT_CHANGE_MS; oldest first. */
   const recent = new Map<string, number>()
 
+  /** Drops the ends older than the window, and the oldest beyond RECENT_CHANGES_KEPT. */
+  const prune = (now: number) => {
+    for (const [id, at] of recent) {
+      if (at > now - RECENT_CHANGE_MS && recent.size <= RECENT_CHANGES_KEPT) break
+      recent.delete(id)
+    }
+  }
   const ended = (regId: string) => {
     const now = deps.clock.now()
     recent.delete(regId)
     recent.set(regId, now)
-    for (const [id, at] of recent) {
-      if (at > now - RECENT_CHANGE_MS) break
-      recent.delete(id)
-    }
+    prune(now)
   }
   const changedRecently = (regId: string) => {
     const at = recent.get(regId)
@@ -157,6 +167,7 @@ export function trackMembership(
 
   return {
     check(regId) {
+      if (recent.size > 0) prune(deps.clock.now())
       const unsettled =
         !marks ||
         marks.isMarked(regId) ||

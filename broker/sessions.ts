@@ -68,6 +68,10 @@ export function createSessions(
       const client = online(regId)
       if (client) await unsubscribeLive(client, mqttTopics)
       await persistence.removeSubscriptions({ id: regId }, mqttTopics)
+      // connected meanwhile? its session was restored before our write, and its reconcile may
+      // have read the core's record before it changed: take the topics off it live too
+      const late = online(regId)
+      if (late && late !== client) await unsubscribeLive(late, mqttTopics)
     },
 
     async closeSession(regId: RegId): Promise<void> {

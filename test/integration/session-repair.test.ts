@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { EmbeddedBrokerPersistence } from '../../api/store/embedded/broker-persistence.js'
 import { DATABASE_FILE } from '../../api/store/embedded/database.js'
-import { EmbeddedDeviceStore } from '../../api/store/embedded/device-store.js'
+import { EmbeddedTopicStore } from '../../api/store/embedded/topic-store.js'
 import { RECENT_CHANGE_MS } from '../../broker/membership.js'
 import { appTopic } from '../../sdk/protocol/topics.js'
 import { ManualClock } from '../helpers/clock.js'
@@ -58,16 +58,62 @@ describe('a device connecting', () => {
     expect((await subscribe(s, reg.regId, 'news')).status).toBe(200)
     clock.advance(RECENT_CHANGE_MS + 1) // the change is no longer recent
     const reads = topicsRead(s)
-    const loads = vi.spyOn(EmbeddedDeviceStore.prototype, 'getDevice')
-    restores.push(() => loads.mockRestore())
+    // its row changed behind the service's back: a connect that read it would be refused, one
+    // answered from the store's cache of active devices is not
+    const db = new Database(join(s.dataDir, DATABASE_FILE))
+    db.prepare("UPDATE devices SET token_hash = 'not its token' WHERE reg_id = ?").run(reg.regId)
+    db.close()
     const d = await connectDevice(s.mqttUrl, reg)
     try {
       await new Promise((r) => setTimeout(r, 100))
       expect(reads).not.toHaveBeenCalled()
-      // its credentials came from the store's cache of active devices: no device loaded
-      expect(loads).not.toHaveBeenCalled()
-      // and its session is whole: a push to its topic arrives
-      expect(await pushUntilArrives(s, d, 'news')).toBe('p')
+      // and its session is whole from its CONNACK on: one push to its topic arrives
+      expect(
+        (await s.push({ target: { topic: 'news' }, kind: 'passThrough', payload: 'p' })).status,
+      ).toBe(200)
+      expect((await d.waitFor(1))[0]!.json.payload).toBe('p')
+    } finally {
+      await d.end()
+    }
+  })
+
+  it('loses, live too, a topic a server took from it while it was connecting', async () => {
+    s = await startTestServer()
+    const server = s
+    const reg = await s.register()
+    expect((await subscribe(s, reg.regId, 'news')).status).toBe(200)
+    // the server's unsubscribe reaches the core's record only once the device is connected
+    // and its reconcile has read that record (the topic still there): the session's own write
+    // comes after the connect
+    let connected = () => {}
+    const gate = new Promise<void>((r) => (connected = r))
+    const proto = EmbeddedTopicStore.prototype as unknown as {
+      removeTopics(...args: unknown[]): Promise<void>
+    }
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with its own this
+    const original = proto.removeTopics
+    proto.removeTopics = async function (this: unknown, ...args: unknown[]) {
+      await gate
+      return original.apply(this, args)
+    }
+    restores.push(() => {
+      proto.removeTopics = original
+    })
+    const left = server.http('POST', '/v1/topics/news/unsubscribe', {
+      auth: `Bearer ${server.defaultApp.secret}`,
+      body: { regIds: [reg.regId] },
+    })
+    const reads = topicsRead(s)
+    const d = await connectDevice(s.mqttUrl, reg)
+    try {
+      await vi.waitFor(() => expect(reads).toHaveBeenCalledWith(reg.regId))
+      connected()
+      expect((await left).status).toBe(200)
+      // neither queued nor live: a push to the topic does not reach it
+      expect(
+        (await s.push({ target: { topic: 'news' }, kind: 'passThrough', payload: 'p' })).status,
+      ).toBe(200)
+      await d.expectNoMore(0, 500)
     } finally {
       await d.end()
     }
