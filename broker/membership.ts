@@ -94,10 +94,6 @@ export function trackMembership(
     recent.set(regId, now)
     prune(now)
   }
-  const changedRecently = (regId: string) => {
-    const at = recent.get(regId)
-    return at !== undefined && at > deps.clock.now() - RECENT_CHANGE_MS
-  }
 
   /** A change of the core's record and then of the session, the device marked throughout. */
   async function change<T>(regId: string, run: () => Promise<T>): Promise<T> {
@@ -167,13 +163,14 @@ export function trackMembership(
 
   return {
     check(regId) {
+      // what is left after the prune ended within the window (ends are kept in their order)
       if (recent.size > 0) prune(deps.clock.now())
       const unsettled =
         !marks ||
         marks.isMarked(regId) ||
         changing.has(regId) ||
         failed.has(regId) ||
-        changedRecently(regId)
+        recent.has(regId)
       return unsettled ? ++sequence : undefined
     },
     reconciled(regId, ticket) {

@@ -44,6 +44,23 @@ describe('a device connecting', () => {
       body: { regIds: [regId] },
     })
 
+  /**
+   * Replaces a method on a prototype for this test (restored after it): `wrap` gets the method
+   * as it was, to call with the instance's own `this`.
+   */
+  const around = <F extends (...args: any[]) => any>(
+    proto: object,
+    name: string,
+    wrap: (original: F) => F,
+  ) => {
+    const target = proto as Record<string, F>
+    const original = target[name] as F
+    target[name] = wrap(original)
+    restores.push(() => {
+      target[name] = original
+    })
+  }
+
   const topicsRead = (server: TestServer) => {
     const devices = server.services.devices
     const spy = vi.spyOn(devices, 'topicsOf')
@@ -87,18 +104,15 @@ describe('a device connecting', () => {
     // comes after the connect
     let connected = () => {}
     const gate = new Promise<void>((r) => (connected = r))
-    const proto = EmbeddedTopicStore.prototype as unknown as {
-      removeTopics(...args: unknown[]): Promise<void>
-    }
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with its own this
-    const original = proto.removeTopics
-    proto.removeTopics = async function (this: unknown, ...args: unknown[]) {
-      await gate
-      return original.apply(this, args)
-    }
-    restores.push(() => {
-      proto.removeTopics = original
-    })
+    around(
+      EmbeddedTopicStore.prototype,
+      'removeTopics',
+      (original) =>
+        async function (this: unknown, ...args: unknown[]) {
+          await gate
+          return original.apply(this, args)
+        },
+    )
     const left = server.http('POST', '/v1/topics/news/unsubscribe', {
       auth: `Bearer ${server.defaultApp.secret}`,
       body: { regIds: [reg.regId] },
@@ -128,22 +142,19 @@ describe('a device connecting', () => {
     // the subscribe runs whole after aedes took the device's subscriptions from the
     // persistence and before it registers the client: neither the snapshot nor the live
     // client has the topic
-    const proto = EmbeddedBrokerPersistence.prototype as unknown as {
-      subscriptionsByClient(client: { id: string }): Promise<unknown>
-    }
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with its own this
-    const original = proto.subscriptionsByClient
     let joined: number | undefined
-    proto.subscriptionsByClient = async function (this: unknown, client: { id: string }) {
-      const snapshot = await original.call(this, client)
-      if (client.id === reg.regId && joined === undefined) {
-        joined = (await subscribe(server, reg.regId, 'news')).status
-      }
-      return snapshot
-    }
-    restores.push(() => {
-      proto.subscriptionsByClient = original
-    })
+    around(
+      EmbeddedBrokerPersistence.prototype,
+      'subscriptionsByClient',
+      (original) =>
+        async function (this: unknown, client: { id: string }) {
+          const snapshot: unknown = await original.call(this, client)
+          if (client.id === reg.regId && joined === undefined) {
+            joined = (await subscribe(server, reg.regId, 'news')).status
+          }
+          return snapshot
+        },
+    )
     const reads = topicsRead(s)
     const d = await connectDevice(s.mqttUrl, reg)
     try {
@@ -201,16 +212,16 @@ describe('a device connecting', () => {
 
   it("publishes none of aedes' $SYS notices of its connect and its disconnect", async () => {
     const topics: string[] = []
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with its own this
-    const original = Aedes.prototype.publish
     // seen from behind the service's own wrapper, which it installs over aedes' method
-    Aedes.prototype.publish = function (this: Aedes, packet: any, ...rest: any[]) {
-      topics.push(packet.topic)
-      return (original as any).call(this, packet, ...rest)
-    } as typeof original
-    restores.push(() => {
-      Aedes.prototype.publish = original
-    })
+    around(
+      Aedes.prototype,
+      'publish',
+      (original) =>
+        function (this: Aedes, packet: any, ...rest: any[]) {
+          topics.push(packet.topic)
+          return original.call(this, packet, ...rest)
+        },
+    )
     s = await startTestServer()
     const reg = await s.register()
     const d = await connectDevice(s.mqttUrl, reg)
