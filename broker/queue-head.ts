@@ -2,7 +2,7 @@ import { syncBuiltinESMExports } from 'node:module'
 import { Socket } from 'node:net'
 import stream, { Readable } from 'node:stream'
 import { promisify } from 'node:util'
-import mqttPacket from 'mqtt-packet'
+import { publishRemainingLength, publishWireLength, writePublish } from './publish-wire.js'
 
 /** The most bytes of a stored queue written at the connect itself; aedes sends the rest. */
 export const QUEUE_HEAD_BYTES = 16384
@@ -178,7 +178,9 @@ function writeHead(
   conn: Socket,
   list: QueuedPacket[],
 ): number {
-  const buffers: Buffer[] = []
+  // what is sent, and each one's remaining length: encoded at the end into one buffer
+  const send: QueuedPacket[] = []
+  const remainings: number[] = []
   let bytes = 0
   let i = 0
   const failed = (err: unknown) => client.emit('error', err)
@@ -191,23 +193,24 @@ function writeHead(
       packet.messageId = client._nextId
       client._nextId = client._nextId >= 65535 ? 1 : client._nextId + 1
     }
-    let wire: Buffer
-    try {
-      wire = mqttPacket.generate(packet as mqttPacket.Packet)
-    } catch {
-      // aedes writes it and reports the error: left to it
-      break
-    }
+    const remaining = publishRemainingLength(packet)
+    // one this does not encode (a malformed packet): aedes writes it, or reports its error
+    if (remaining < 0) break
     persistence.outgoingUpdate(client, packet).catch(failed)
     if (client.clean || !broker.authorizeForward(client, packet)) {
       persistence.outgoingClearMessageId(client, packet).catch(failed)
       continue
     }
-    buffers.push(wire)
-    bytes += wire.length
+    send.push(packet)
+    remainings.push(remaining)
+    bytes += publishWireLength(remaining)
   }
-  // one packet is written as it is (Buffer.concat would copy it)
-  if (buffers.length === 1) conn.write(buffers[0] as Buffer)
-  else if (buffers.length > 1) conn.write(Buffer.concat(buffers, bytes))
+  if (send.length === 0) return i
+  const wire = Buffer.allocUnsafe(bytes)
+  let offset = 0
+  for (let k = 0; k < send.length; k++) {
+    offset = writePublish(wire, offset, send[k] as QueuedPacket, remainings[k] as number)
+  }
+  conn.write(wire)
   return i
 }

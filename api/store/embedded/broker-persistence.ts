@@ -136,6 +136,32 @@ interface DeferredRows {
 const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
 const makePacket = Packet as unknown as new (original: AnyPacket, broker?: unknown) => AnyPacket
 
+/**
+ * A copy of a stored packet (one `makePacket` made: every field of aedes' Packet set) with this
+ * packet identifier: what `new makePacket(stored)` gives, its identifier then set, without the
+ * constructor's four `hasOwnProperty` calls and defaults (the stored packet has them already).
+ * Called twice per delivered packet (the queue's snapshot, the PUBACK's packet).
+ */
+function copyStored(stored: AnyPacket, messageId: number | undefined): AnyPacket {
+  const p: AnyPacket = {
+    cmd: stored.cmd,
+    brokerId: stored.brokerId,
+    brokerCounter: stored.brokerCounter,
+    topic: stored.topic,
+    payload: stored.payload,
+    qos: stored.qos,
+    retain: stored.retain,
+    dup: stored.dup,
+    messageId,
+  }
+  // the optional fields Packet copies when present (MQTT 5's among them)
+  if (stored.clientId !== undefined) p.clientId = stored.clientId
+  if (stored.nl !== undefined) p.nl = stored.nl
+  if (stored.properties !== undefined) p.properties = stored.properties
+  if (stored.messageExpiry !== undefined) p.messageExpiry = stored.messageExpiry
+  return p
+}
+
 /** Per-client queue: ordered, cleared mostly from the front, compacted lazily. */
 class OutQueue {
   items: Array<QueueEntry | null> = []
@@ -798,9 +824,7 @@ export class EmbeddedBrokerPersistence {
   /** A fresh packet object for aedes, as the queue entry stands now. */
   #materialize(e: QueueEntry): AnyPacket {
     if (e.cmd === 'pubrel') return { cmd: 'pubrel', messageId: e.messageId }
-    const p = new makePacket((e.stored as StoredPacket).packet)
-    p.messageId = e.messageId
-    return p
+    return copyStored((e.stored as StoredPacket).packet, e.messageId)
   }
 
   async outgoingEnqueue(sub: { clientId: string }, packet: AnyPacket): Promise<void> {
@@ -1098,7 +1122,15 @@ export class EmbeddedBrokerPersistence {
    */
   outgoingSnapshot(client: Client): AnyPacket[] {
     const q = this.#queueOf(client.id)
-    return q ? [...q.entries()].filter((e) => e.committed).map((e) => this.#materialize(e)) : []
+    const out: AnyPacket[] = []
+    if (!q) return out
+    // a plain loop: once per reconnect, over every queued entry
+    const items = q.items
+    for (let i = q.head; i < items.length; i++) {
+      const e = items[i]
+      if (e && e.committed) out.push(this.#materialize(e))
+    }
+    return out
   }
 
   // --- incoming (QoS 2) -------------------------------------------------------------------
