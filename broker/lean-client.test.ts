@@ -133,4 +133,125 @@ describe('leanClient', () => {
     await closed
     expect(a.packets).toEqual([])
   })
+
+  it('takes PUBACKs off the front of a read without mqtt-packet, and aedes acts on each', async () => {
+    const a = open()
+    const acks: number[] = []
+    aedes.on('ack', (packet: any) => acks.push(packet.messageId))
+    // a persistent session: aedes' memory persistence keeps what it sends and hands it back
+    a.send({ ...connect('acker'), clean: false })
+    await until(() => a.packets.length === 1)
+    a.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'd/acker', qos: 1 }] })
+    await until(() => a.packets.length === 2)
+    for (let i = 0; i < 3; i++) {
+      aedes.publish(
+        {
+          cmd: 'publish',
+          topic: 'd/acker',
+          payload: Buffer.from(`m${i}`),
+          qos: 1,
+          retain: false,
+          dup: false,
+        } as never,
+        () => {},
+      )
+    }
+    await until(() => a.packets.length === 5)
+    const ids = a.packets.slice(2).map((p: any) => p.messageId as number)
+    // mqtt-packet's own steps are not run for a read of PUBACKs alone
+    const parser = a.client._parser
+    let header = 0
+    const own = Object.getPrototypeOf(parser)._parseHeader
+    parser._parseHeader = function (this: unknown) {
+      header++
+      return own.call(this)
+    }
+    a.sendRaw(
+      Buffer.concat(ids.map((id: number) => mqttPacket.generate({ cmd: 'puback', messageId: id }))),
+    )
+    await until(() => acks.length === 3)
+    expect(acks).toEqual(ids)
+    expect(header).toBe(0)
+    // a read that begins with something else goes through mqtt-packet
+    a.send({ cmd: 'pingreq' })
+    await until(() => a.packets.length === 6)
+    expect(a.packets[5]).toMatchObject({ cmd: 'pingresp' })
+    expect(header).toBe(1)
+  })
+
+  it('parses any stream of packets, split anywhere, into what mqtt-packet emits', () => {
+    const parserMaker = () => {
+      const conn = connection()
+      const client = aedes.handle(conn.brokerSide) as any
+      leanClient(client, 1 << 20)
+      // the parser alone: aedes' listener off, ours on
+      const parser = client._parser
+      parser.removeAllListeners('packet')
+      conn.brokerSide.destroy()
+      return parser
+    }
+    const packets: object[] = [
+      { cmd: 'puback', messageId: 1 },
+      { cmd: 'puback', messageId: 65535 },
+      { cmd: 'puback', messageId: 0x1234 },
+      { cmd: 'pingreq' },
+      {
+        cmd: 'publish',
+        topic: 'a/b',
+        payload: Buffer.from('hello'),
+        qos: 1,
+        messageId: 7,
+        retain: false,
+        dup: false,
+      },
+      { cmd: 'pubrec', messageId: 9 },
+      { cmd: 'puback', messageId: 2 },
+      { cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'x/#', qos: 1 }] },
+      { cmd: 'puback', messageId: 3 },
+    ]
+    let seed = 42
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+    for (let round = 0; round < 200; round++) {
+      const sequence = Array.from(
+        { length: 1 + Math.floor(random() * 12) },
+        () => packets[Math.floor(random() * packets.length)] as object,
+      )
+      const bytes = Buffer.concat(sequence.map((p) => mqttPacket.generate(p as never)))
+      // the same bytes in the same random reads to a plain mqtt-packet parser and to a lean one
+      const cuts = [0]
+      while ((cuts[cuts.length - 1] as number) < bytes.length)
+        cuts.push(
+          Math.min(bytes.length, (cuts[cuts.length - 1] as number) + 1 + Math.floor(random() * 9)),
+        )
+      const plain = mqttPacket.parser({ protocolVersion: 4 })
+      const lean = parserMaker()
+      lean.settings = { protocolVersion: 4 }
+      const expected: object[] = []
+      const got: object[] = []
+      plain.on('packet', (p: object) => expected.push(p))
+      lean.on('packet', (p: object) => got.push(p))
+      for (let i = 1; i < cuts.length; i++) {
+        const chunk = bytes.subarray(cuts[i - 1], cuts[i])
+        plain.parse(chunk)
+        lean.parse(chunk)
+      }
+      expect(got).toEqual(expected)
+      expect(got.map((p) => p.constructor)).toEqual(expected.map((p) => p.constructor))
+      expect(got).toHaveLength(sequence.length)
+    }
+  })
+
+  it('leaves the PUBACKs of MQTT 5 (a reason code of 0 is implied) to mqtt-packet', async () => {
+    const a = open()
+    a.send({ ...connect('five'), protocolVersion: 5 })
+    await until(() => a.packets.length === 1)
+    const parser = a.client._parser
+    expect(parser.settings.protocolVersion).toBe(5)
+    const got: any[] = []
+    parser.removeAllListeners('packet')
+    parser.on('packet', (p: any) => got.push(p))
+    parser.parse(Buffer.from([0x40, 0x02, 0x00, 0x07]))
+    expect(got).toHaveLength(1)
+    expect(got[0]).toMatchObject({ cmd: 'puback', messageId: 7, reasonCode: 0 })
+  })
 })
