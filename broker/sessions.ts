@@ -29,22 +29,50 @@ export function createSessions(
     return c && !c.closed ? c : undefined
   }
 
+  /**
+   * Subscribes a connected client; resolves true once done, false when its connection closed
+   * first. aedes drops the subscription of a client that closed while it was being authorized
+   * and stored without calling back (its `addSubs`), so the promise would never settle: a
+   * server's topic subscribe would hang when the device went away, or another connection took
+   * its id over, at that moment. The persistence may or may not have it then.
+   */
   const subscribeLive = (client: any, subs: Sub[]) =>
-    new Promise<void>((resolve, reject) =>
-      client.subscribe(subs, (err?: Error) => (err ? reject(err) : resolve())),
-    )
+    new Promise<boolean>((resolve, reject) => {
+      const conn = client.conn
+      if (client.closed || conn?.destroyed) return resolve(false)
+      let settled = false
+      const closed = () => {
+        if (settled) return
+        settled = true
+        resolve(false)
+      }
+      conn?.once('close', closed)
+      client.subscribe(subs, (err?: Error) => {
+        conn?.removeListener('close', closed)
+        if (settled) return
+        settled = true
+        if (err) reject(err)
+        else resolve(true)
+      })
+    })
 
   const unsubscribeLive = (client: any, topics: string[]) =>
     new Promise<void>((resolve) => client.unsubscribe(topics, () => resolve()))
 
-  /** Online: through the client (live and persisted); offline: into the persistence. */
+  /**
+   * Online: through the client (live and persisted); offline, or gone while it was being
+   * subscribed: into the persistence.
+   */
   async function apply(regId: string, subs: Sub[]): Promise<void> {
-    const client = online(regId)
-    if (client) return subscribeLive(client, subs)
+    let client = online(regId)
+    if (client && (await subscribeLive(client, subs))) return
     await persistence.addSubscriptions({ id: regId }, subs)
-    // connected meanwhile? its session was restored before our write; add it live too
-    const late = online(regId)
-    if (late) await subscribeLive(late, subs)
+    // connected meanwhile? its session was restored before our write; add it live too (and
+    // to the next one, should that one go the same way)
+    for (let late = online(regId); late && late !== client; late = online(regId)) {
+      if (await subscribeLive(late, subs)) return
+      client = late
+    }
   }
 
   return {
@@ -111,10 +139,12 @@ export function createSessions(
       const extra = restored.filter((t) => !expected.has(t) && client.subscriptions[t])
       if (missing.length > 0) {
         deps.log.info({ regId, missing }, 'session repaired: subscriptions added')
-        await subscribeLive(
+        const added = await subscribeLive(
           client,
           missing.map((topic) => ({ topic, qos: 1 })),
         )
+        // gone meanwhile: perhaps not repaired, so not settled (its next connect tries again)
+        if (!added) return
       }
       if (extra.length > 0) {
         deps.log.info({ regId, extra }, 'session repaired: subscriptions removed')

@@ -231,4 +231,47 @@ describe('a device connecting', () => {
       expect.stringMatching(/^\$SYS\/[^/]+\/birth$/), // at the start, as aedes does
     ])
   })
+
+  it("gets a server's topic when another connection takes its id over while it is being subscribed", async () => {
+    // the live subscribe's own store write waits until a second connection has taken the
+    // device's id over (aedes then drops the subscription of the closed client, and never
+    // calls back); patched before the service binds the method
+    let holding = false
+    let takenOver = () => {}
+    const gate = new Promise<void>((r) => (takenOver = r))
+    let held = 0
+    around(
+      EmbeddedBrokerPersistence.prototype,
+      'addSubscriptions',
+      (original) =>
+        async function (this: unknown, ...args: unknown[]) {
+          if (holding) {
+            held++
+            await gate
+          }
+          return original.apply(this, args)
+        },
+    )
+    s = await startTestServer()
+    const server = s
+    const reg = await s.register()
+    const first = await connectDevice(s.mqttUrl, reg)
+    holding = true
+    const subscribed = subscribe(server, reg.regId, 'news')
+    await vi.waitFor(() => expect(held).toBe(1))
+    const second = await connectDevice(s.mqttUrl, reg)
+    try {
+      takenOver()
+      const answer = await Promise.race([
+        subscribed,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 5000)),
+      ])
+      expect(answer?.status).toBe(200)
+      // the connection that took over has the topic, live
+      expect(await pushUntilArrives(server, second, 'news')).toBe('p')
+    } finally {
+      await second.end()
+      await first.end()
+    }
+  })
 })
