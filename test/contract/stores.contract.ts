@@ -28,6 +28,13 @@ const regId = () => `R${String(++counter).padStart(21, '0')}` as RegId
 const msgId = (t: number) =>
   `m${t.toString(36).padStart(9, '0')}${String(++counter).padStart(10, '0')}` as MessageId
 
+/** `n` devices registered in the store (receipts are of registered devices): their regIds. */
+async function registered(s: { devices: { insertDevice(d: Device): Promise<void> } }, n: number) {
+  const devices = Array.from({ length: n }, () => device())
+  for (const d of devices) await s.devices.insertDevice(d)
+  return devices.map((d) => d.regId)
+}
+
 function device(overrides: Partial<Device> = {}): Device {
   return {
     regId: regId(),
@@ -309,7 +316,7 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
       it('counts each delivery and each click once per device, clicks only after delivery', async () => {
         const m = message()
         await s.messages.insertMessage(m)
-        const [a, b] = [regId(), regId()]
+        const [a, b] = (await registered(s, 2)) as [RegId, RegId]
         expect(await s.messages.recordClicked(m.id, a, 1)).toBe(false) // not delivered yet
         s.messages.recordDelivered(m.id, a, 1)
         s.messages.recordDelivered(m.id, a, 2)
@@ -326,7 +333,7 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         const other = message()
         await s.messages.insertMessage(m)
         await s.messages.insertMessage(other)
-        const devices = Array.from({ length: 50 }, () => regId())
+        const devices = await registered(s, 50)
         // the first ten arrive in an earlier commit
         for (const d of devices.slice(0, 10)) s.messages.recordDelivered(m.id, d, 5)
         await s.settle()
@@ -352,7 +359,8 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         const recent = message({ createdAt: 1_900_000_000_000 })
         await s.messages.insertMessage(old)
         await s.messages.insertMessage(recent)
-        s.messages.recordDelivered(old.id, regId(), 1)
+        const [d] = await registered(s, 1)
+        s.messages.recordDelivered(old.id, d!, 1)
         await s.settle()
         expect(await s.messages.deleteMessagesBefore(1_500_000_000_000, 10)).toBe(1)
         expect(await s.messages.getMessage(old.id)).toBeUndefined()

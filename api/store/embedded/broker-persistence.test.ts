@@ -7,11 +7,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { encodeEnvelope } from '../../../sdk/protocol/envelope.js'
 import type { MessageId } from '../../../sdk/protocol/ids.js'
 import { EmbeddedBrokerPersistence, FANOUT_MIN_CLIENTS } from './broker-persistence.js'
-import Database from 'better-sqlite3'
-import { DATABASE_FILE, type Db, openDatabase } from './database.js'
+import { type Db, openDatabase } from './database.js'
 import { EmbeddedMessageStore } from './message-store.js'
-import { MIGRATIONS } from './schema.sql.js'
 import { SqliteWriter, WRITE_BEHIND_MAX_OPS } from './writer.js'
+import { databaseOfSchema } from '../../../test/helpers/embedded-db.js'
 
 const broker = { id: 'broker-1' }
 const dirs: string[] = []
@@ -44,16 +43,6 @@ async function open(dir?: string, errors?: unknown[]) {
     },
     settle: () => writer.commit(() => {}),
   }
-}
-
-/** A database file as a mqpush of that schema version left it (to be filled, then closed). */
-function databaseOfSchema(version: number) {
-  const dir = mkdtempSync(join(tmpdir(), `mqpush-bp${version}-`))
-  dirs.push(dir)
-  const old = new Database(join(dir, DATABASE_FILE))
-  for (const m of MIGRATIONS.slice(0, version)) old.exec(m)
-  old.pragma(`user_version = ${version}`)
-  return { dir, old }
 }
 
 const list = async (stream: Readable) => {
@@ -112,11 +101,14 @@ const message = (id: string) => ({
   funnel: { planned: 1, invalid: 0, filtered: 0, valid: 1, delivered: 0, clicked: 0 },
 })
 
+/** No device has a number: these tests keep no receipts. */
+const noDevices = () => undefined
+
 /** Ids of the messages still accepted (what recovery would dispatch again). */
 const accepted = async (db: Db) =>
-  (await new EmbeddedMessageStore(db, new SqliteWriter(db, () => {})).listAccepted(10)).map(
-    (m) => m.id,
-  )
+  (
+    await new EmbeddedMessageStore(db, new SqliteWriter(db, () => {}), noDevices).listAccepted(10)
+  ).map((m) => m.id)
 
 const ioError = () => {
   throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
@@ -594,7 +586,7 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     // the pipeline: message accepted (durable), enqueued recoverably, marked dispatched; a
     // later push's commit must not make the mark durable while the queue row is not
     const a = await open()
-    const messages = new EmbeddedMessageStore(a.db, a.writer)
+    const messages = new EmbeddedMessageStore(a.db, a.writer, noDevices)
     await messages.insertMessage(message('m1'))
     await a.p.enqueueRecoverable([{ clientId: 'offline' }], packet(1))
     messages.markDispatched('m1' as MessageId)
@@ -606,7 +598,7 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     expect((await list(b.p.outgoingStream({ id: 'offline' }))).length).toBe(0)
     // the same with the deferred lane committed: m1 dispatched, its row there
     await b.p.enqueueRecoverable([{ clientId: 'offline' }], packet(2))
-    new EmbeddedMessageStore(b.db, b.writer).markDispatched('m1' as MessageId)
+    new EmbeddedMessageStore(b.db, b.writer, noDevices).markDispatched('m1' as MessageId)
     b.writer.flush()
     b.crash()
     const c = await open(a.dataDir)
@@ -703,7 +695,7 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
   it('is not stopped by a stray row where it writes', async () => {
     // found in review: an insert failing on a key would have failed every later deferred batch
     const a = await open()
-    const messages = new EmbeddedMessageStore(a.db, a.writer)
+    const messages = new EmbeddedMessageStore(a.db, a.writer, noDevices)
     a.db
       .prepare("INSERT INTO broker_outgoing (seq, client_id, packet_id) VALUES (1, 'x', 999)")
       .run()
@@ -753,7 +745,7 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
     // mark went to the lane, and only the mark committed once the disk was back
     const errors: unknown[] = []
     const a = await open(undefined, errors)
-    const messages = new EmbeddedMessageStore(a.db, a.writer)
+    const messages = new EmbeddedMessageStore(a.db, a.writer, noDevices)
     await messages.insertMessage(message('m1'))
     await messages.insertMessage(message('m2'))
     await a.p.enqueueRecoverable([{ clientId: 'off1' }], packet(1))
@@ -954,7 +946,7 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
   it('marks every client with a session in a database from before the marks (schema 7)', async () => {
     // a crash in a membership change left nothing to tell before schema 8: each session is
     // reconciled once at its next connect, as every connect was then
-    const { dir, old } = databaseOfSchema(7)
+    const { dir, old } = databaseOfSchema(7, dirs)
     const sub = old.prepare(
       'INSERT INTO broker_subscriptions (client_id, topic, qos, options) VALUES (?, ?, 1, NULL)',
     )
@@ -973,7 +965,7 @@ describe('EmbeddedBrokerPersistence packets queued for one client (stored in the
 
   it('loads the queues of a database written before queue rows held packets', async () => {
     // schema 6: every packet in broker_packets, the queue rows refer to it
-    const { dir, old } = databaseOfSchema(6)
+    const { dir, old } = databaseOfSchema(6, dirs)
     const meta = (counter: number) =>
       JSON.stringify({
         cmd: 'publish',

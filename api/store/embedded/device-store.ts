@@ -14,6 +14,7 @@ interface DeviceRow {
   last_seen_at: number | null
   invalidated_at: number | null
   invalid_reason: string | null
+  seq: number
 }
 
 const toDevice = (r: DeviceRow): Device => ({
@@ -34,10 +35,12 @@ const toDevice = (r: DeviceRow): Device => ({
  */
 export const ACTIVE_CACHE_SIZE = 200_000
 
-/** What the cache keeps of an active device: its app and its token's hash. */
+/** What the cache keeps of an active device: its app, its token's hash and its number. */
 interface Active {
   appId: string
   tokenHash: string
+  /** The device's own number (its row's `seq`): what its receipts are keyed by. */
+  seq: number
 }
 
 export class EmbeddedDeviceStore implements DeviceStore {
@@ -61,14 +64,20 @@ export class EmbeddedDeviceStore implements DeviceStore {
    * so the next answer counts again.
    */
   readonly #activeCounts = new Map<string, number>()
+  /** The last device number given (numbers are never reused: gaps where an insert failed). */
+  #lastSeq: number
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#w = writer
+    this.#lastSeq = (
+      db.prepare('SELECT coalesce(max(seq), 0) AS n FROM devices').get() as { n: number }
+    ).n
     this.#s = {
       insert: db.prepare(
-        `INSERT INTO devices (reg_id, app_id, token_hash, installation_id, attributes, registered_at, last_seen_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO devices (reg_id, app_id, token_hash, installation_id, attributes, registered_at, last_seen_at, seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      seq: db.prepare<[string], { seq: number }>('SELECT seq FROM devices WHERE reg_id = ?'),
       get: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE reg_id = ?'),
       // one statement for any number of ids: the list travels as one JSON parameter
       activeIn: db.prepare<[string, string], DeviceRow>(
@@ -116,6 +125,8 @@ export class EmbeddedDeviceStore implements DeviceStore {
 
   async insertDevice(d: Device): Promise<void> {
     let counted = false
+    // numbered when queued: the op run again (the writer's retry) writes the same number
+    const seq = ++this.#lastSeq
     try {
       await this.#w.commit(() => {
         this.#s.insert.run(
@@ -126,9 +137,10 @@ export class EmbeddedDeviceStore implements DeviceStore {
           JSON.stringify(d.attributes),
           d.registeredAt,
           d.lastSeenAt ?? null,
+          seq,
         )
         // in the writer's order: a later invalidation of the same regId comes after this
-        this.#remember(d.regId, { appId: d.appId, tokenHash: d.tokenHash })
+        this.#remember(d.regId, { appId: d.appId, tokenHash: d.tokenHash, seq })
         if (!counted) this.#countActive(d.appId, +1)
         counted = true
       })
@@ -161,9 +173,22 @@ export class EmbeddedDeviceStore implements DeviceStore {
     if (cached !== undefined) return cached
     const row = this.#s.get.get(regId)
     const active =
-      row && row.invalidated_at === null ? { appId: row.app_id, tokenHash: row.token_hash } : null
+      row && row.invalidated_at === null
+        ? { appId: row.app_id, tokenHash: row.token_hash, seq: row.seq }
+        : null
     if (active || rememberMisses) this.#remember(regId, active)
     return active
+  }
+
+  /**
+   * The device's number (its receipts' key), undefined for a regId without a row: from the
+   * cache of active devices (a device acknowledging a message is connected, so cached), else
+   * read. Not part of the port: the embedded message store's.
+   */
+  seqOf(regId: string): number | undefined {
+    const cached = this.#active.get(regId)
+    if (cached) return cached.seq
+    return this.#s.seq.get(regId)?.seq
   }
 
   async activeCredentials(regId: RegId): Promise<{ appId: AppId; tokenHash: string } | undefined> {

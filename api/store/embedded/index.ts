@@ -55,14 +55,15 @@ export function openEmbeddedStore(options: EmbeddedStoreOptions) {
     throw err
   }
   let running: Promise<{ file: string; bytes: number }> | undefined
+  const devices = new EmbeddedDeviceStore(db, writer)
   return {
     db,
     writer,
     apps: new EmbeddedAppStore(db, writer),
-    devices: new EmbeddedDeviceStore(db, writer),
+    devices,
     aliases: new EmbeddedAliasStore(db, writer),
     topics: new EmbeddedTopicStore(db, writer),
-    messages: new EmbeddedMessageStore(db, writer),
+    messages: new EmbeddedMessageStore(db, writer, (regId) => devices.seqOf(regId)),
     brokerPersistence: new EmbeddedBrokerPersistence(db, writer),
     /**
      * A consistent copy of the database while serving (SQLite's online backup, in steps

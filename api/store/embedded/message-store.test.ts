@@ -1,10 +1,30 @@
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { databaseOfSchema } from '../../../test/helpers/embedded-db.js'
 import type { MessageId, RegId } from '../../core/model.js'
 import { openEmbeddedStore } from './index.js'
 
-/** An in-memory store holding one dispatched message to `planned` devices. */
+/** Devices A, B and C (22 of that letter), registered. */
+const [A, B, C] = ['A', 'B', 'C'].map((c) => c.repeat(22) as RegId) as [RegId, RegId, RegId]
+
+/** An in-memory store holding devices A, B, C and one dispatched message to `planned` devices. */
 async function storeWithMessage(planned: number, onWriteError: (err: unknown) => void) {
   const store = openEmbeddedStore({ dataDir: ':memory:', onWriteError })
+  for (const regId of [A, B, C]) {
+    await store.devices.insertDevice({
+      regId,
+      appId: 'ap00000000000001' as never,
+      tokenHash: 'h',
+      installationId: undefined,
+      attributes: {},
+      registeredAt: 1,
+      lastSeenAt: undefined,
+      invalidatedAt: undefined,
+      invalidReason: undefined,
+    })
+  }
   const id = 'm000000001aaaaaaaaaa' as MessageId
   await store.messages.insertMessage({
     id,
@@ -23,10 +43,10 @@ async function storeWithMessage(planned: number, onWriteError: (err: unknown) =>
 describe('EmbeddedMessageStore receipts', () => {
   it('keeps the receipts of a batch that another op rolled back', async () => {
     const { store, id } = await storeWithMessage(2, () => {})
-    store.messages.recordDelivered(id, 'A'.repeat(22) as RegId, 1)
+    store.messages.recordDelivered(id, A, 1)
     // an op of the same batch breaks a constraint: the batch is rolled back and run op by op
     const clash = store.messages.insertMessage({ ...(await store.messages.getMessage(id))! })
-    store.messages.recordDelivered(id, 'B'.repeat(22) as RegId, 2)
+    store.messages.recordDelivered(id, B, 2)
     await expect(clash).rejects.toThrow(/UNIQUE/)
     await store.writer.commit(() => {})
     expect((await store.messages.getMessage(id))?.funnel.delivered).toBe(2)
@@ -40,14 +60,134 @@ describe('EmbeddedMessageStore receipts', () => {
     store.writer.later(() => {
       throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
     })
-    store.messages.recordDelivered(id, 'A'.repeat(22) as RegId, 1)
+    store.messages.recordDelivered(id, A, 1)
     store.writer.flush()
     expect(errors.length).toBeGreaterThan(0)
-    store.messages.recordDelivered(id, 'B'.repeat(22) as RegId, 2)
-    store.messages.recordDelivered(id, 'C'.repeat(22) as RegId, 3)
+    store.messages.recordDelivered(id, B, 2)
+    store.messages.recordDelivered(id, C, 3)
     await store.writer.commit(() => {})
     // A went with the failed batch (reported); B and C are counted
     expect((await store.messages.getMessage(id))?.funnel.delivered).toBe(2)
     await store.close()
+  })
+})
+
+describe('EmbeddedMessageStore receipts by number', () => {
+  const dirs: string[] = []
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  })
+
+  const device = (regId: RegId) => ({
+    regId,
+    appId: 'ap00000000000001' as never,
+    tokenHash: 'h',
+    installationId: undefined,
+    attributes: {},
+    registeredAt: 1,
+    lastSeenAt: undefined,
+    invalidatedAt: undefined,
+    invalidReason: undefined,
+  })
+  const message = (id: string, planned = 3) => ({
+    id: id as MessageId,
+    appId: 'ap00000000000001' as never,
+    targetType: 'regId' as const,
+    target: { regIds: [] },
+    content: { kind: 'passThrough' as const, payload: 'p' },
+    createdAt: 1_800_000_000_000,
+    expiresAt: 1_800_000_600_000,
+    state: 'dispatched' as const,
+    funnel: { planned, invalid: 0, filtered: 0, valid: planned, delivered: 0, clicked: 0 },
+  })
+
+  it('keeps the receipts and clicks of a database from before the numbers (schema 8)', async () => {
+    const { dir, old } = databaseOfSchema(8, dirs)
+    const insertDevice = old.prepare(
+      `INSERT INTO devices (reg_id, app_id, token_hash, attributes, registered_at)
+       VALUES (?, 'ap00000000000001', 'h', '{}', 1)`,
+    )
+    for (const regId of [A, B, C]) insertDevice.run(regId)
+    const insertMessage = old.prepare(
+      `INSERT INTO messages (id, app_id, kind, target_type, target, content, created_at, expires_at,
+         state, planned, invalid, filtered, valid, delivered, clicked)
+       VALUES (?, 'ap00000000000001', 'passThrough', 'regId', '{}', '{}', 1, 2, 'dispatched',
+         3, 0, 0, 3, ?, ?)`,
+    )
+    insertMessage.run('m000000001aaaaaaaaaa', 2, 1)
+    insertMessage.run('m000000002aaaaaaaaaa', 1, 0)
+    const receipt = old.prepare(
+      'INSERT INTO receipts (message_id, reg_id, delivered_at, clicked_at) VALUES (?, ?, ?, ?)',
+    )
+    receipt.run('m000000001aaaaaaaaaa', A, 10, 11) // delivered and clicked
+    receipt.run('m000000001aaaaaaaaaa', B, 12, null) // delivered
+    receipt.run('m000000002aaaaaaaaaa', C, 13, null)
+    old.close()
+    const store = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    try {
+      const first = 'm000000001aaaaaaaaaa' as MessageId
+      const second = 'm000000002aaaaaaaaaa' as MessageId
+      const rows = store.db
+        .prepare('SELECT message, device, delivered_at, clicked_at FROM receipts ORDER BY 3')
+        .all()
+      expect(rows).toHaveLength(3)
+      // the click stays counted once, the delivered-only receipt still takes its click
+      expect(await store.messages.recordClicked(first, A, 20)).toBe(false)
+      expect(await store.messages.recordClicked(first, B, 21)).toBe(true)
+      expect(await store.messages.recordClicked(first, C, 22)).toBe(false) // never delivered
+      expect(await store.messages.recordClicked(second, C, 23)).toBe(true)
+      // a delivery seen before counts no more; a new one does
+      store.messages.recordDelivered(first, A, 30)
+      store.messages.recordDelivered(first, C, 31)
+      await store.writer.commit(() => {})
+      expect((await store.messages.getMessage(first))?.funnel).toMatchObject({
+        delivered: 3,
+        clicked: 2,
+      })
+      // a device and a message made now get numbers of their own, not an old one's
+      const D = 'D'.repeat(22) as RegId
+      await store.devices.insertDevice(device(D))
+      const third = 'm000000003aaaaaaaaaa'
+      await store.messages.insertMessage(message(third))
+      store.messages.recordDelivered(third as MessageId, D, 40)
+      await store.writer.commit(() => {})
+      expect((await store.messages.getMessage(first))?.funnel.delivered).toBe(3)
+      expect((await store.messages.getMessage(third as MessageId))?.funnel.delivered).toBe(1)
+      const numbers = store.db
+        .prepare(
+          `SELECT (SELECT count(DISTINCT seq) FROM devices) AS devices,
+                  (SELECT count(DISTINCT seq) FROM messages) AS messages`,
+        )
+        .get()
+      expect(numbers).toEqual({ devices: 4, messages: 3 })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('counts a delivery of a message from before a restart, and none for an unknown device', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqpush-receipts-'))
+    dirs.push(dir)
+    const id = 'm000000001bbbbbbbbbb' as MessageId
+    const a = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    await a.devices.insertDevice(device(A))
+    await a.messages.insertMessage(message(id))
+    await a.close()
+    // a fresh process knows neither the message's number nor the device's: both are read
+    const b = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    try {
+      b.messages.recordDelivered(id, A, 5)
+      b.messages.recordDelivered(id, 'Z'.repeat(22) as RegId, 5) // no such device
+      await b.writer.commit(() => {})
+      expect((await b.messages.getMessage(id))?.funnel.delivered).toBe(1)
+      expect(await b.messages.recordClicked(id, A, 6)).toBe(true)
+      // a device registered now does not take the number of one before the restart
+      await b.devices.insertDevice(device(B))
+      b.messages.recordDelivered(id, B, 7)
+      await b.writer.commit(() => {})
+      expect((await b.messages.getMessage(id))?.funnel.delivered).toBe(2)
+    } finally {
+      await b.close()
+    }
   })
 })

@@ -43,6 +43,13 @@ const toRecord = (r: MessageRow): MessageRecord => ({
   },
 })
 
+/**
+ * How many message ids the store keeps the number (`seq`, its receipts' key) of, the latest
+ * inserted or looked up: a delivery mostly follows its message's insert closely, and an older
+ * message's number is one read, once per commit. ~100 bytes each.
+ */
+export const MESSAGE_SEQS_KEPT = 100_000
+
 /** Receipts waiting for the next write-behind commit, as parallel arrays (no tuple each). */
 interface DeliveredBatch {
   messageIds: MessageId[]
@@ -53,6 +60,12 @@ interface DeliveredBatch {
 export class EmbeddedMessageStore implements MessageStore {
   readonly #w: SqliteWriter
   readonly #s
+  /** A device's number (its receipts' key), undefined for a regId without a row. */
+  readonly #deviceSeq: (regId: string) => number | undefined
+  /** The last message number given (never reused: gaps where an insert failed). */
+  #lastSeq: number
+  /** Message id → its number, the latest MESSAGE_SEQS_KEPT (oldest dropped first). */
+  readonly #seqs = new Map<string, number>()
   /** Receipts waiting for the next commit; counted per message in one UPDATE each. */
   #pendingDelivered: DeliveredBatch | undefined
   /** Dispatched marks waiting for the next commit. */
@@ -61,14 +74,23 @@ export class EmbeddedMessageStore implements MessageStore {
     Omit<MessageFunnel, 'delivered' | 'clicked'> | undefined
   >()
 
-  constructor(db: Db, writer: SqliteWriter) {
+  /**
+   * `deviceSeq`: the device store's numbers of devices (receipts are keyed by the message's
+   * and the device's numbers: integers cost SQLite half what the two text ids did).
+   */
+  constructor(db: Db, writer: SqliteWriter, deviceSeq: (regId: string) => number | undefined) {
     this.#w = writer
+    this.#deviceSeq = deviceSeq
+    this.#lastSeq = (
+      db.prepare('SELECT coalesce(max(seq), 0) AS n FROM messages').get() as { n: number }
+    ).n
     this.#s = {
       insert: db.prepare(
         `INSERT INTO messages (id, app_id, kind, target_type, target, content, created_at, expires_at,
-           state, planned, invalid, filtered, valid, delivered, clicked)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           state, planned, invalid, filtered, valid, delivered, clicked, seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      seq: db.prepare<[string], { seq: number }>('SELECT seq FROM messages WHERE id = ?'),
       get: db.prepare<[string], MessageRow>('SELECT * FROM messages WHERE id = ?'),
       belongs: db.prepare<[string, string], { one: number }>(
         'SELECT 1 AS one FROM messages WHERE id = ? AND app_id = ?',
@@ -83,32 +105,34 @@ export class EmbeddedMessageStore implements MessageStore {
          ORDER BY created_at, id LIMIT ?`,
       ),
       receipt: db.prepare(
-        'INSERT INTO receipts (message_id, reg_id, delivered_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+        'INSERT INTO receipts (message, device, delivered_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       ),
       // many devices of one message at one time (a broadcast's acknowledgements): one statement
       // (WHERE true: SQLite's parser needs it before ON CONFLICT after a SELECT)
       receipts: db.prepare(
-        `INSERT INTO receipts (message_id, reg_id, delivered_at)
+        `INSERT INTO receipts (message, device, delivered_at)
          SELECT ?, value, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`,
       ),
       addDelivered: db.prepare('UPDATE messages SET delivered = delivered + ? WHERE id = ?'),
       click: db.prepare(
         `UPDATE receipts SET clicked_at = ?
-         WHERE message_id = ? AND reg_id = ? AND clicked_at IS NULL`,
+         WHERE message = ? AND device = ? AND clicked_at IS NULL`,
       ),
       addClicked: db.prepare('UPDATE messages SET clicked = clicked + 1 WHERE id = ?'),
       // ids are minted from the creation time, so the primary key orders messages by age; no
       // index of its own on created_at (one B-tree less to write per push)
-      oldIds: db.prepare<[string, number, number], { id: string }>(
-        'SELECT id FROM messages WHERE id < ? AND created_at < ? ORDER BY id LIMIT ?',
+      oldIds: db.prepare<[string, number, number], { id: string; seq: number }>(
+        'SELECT id, seq FROM messages WHERE id < ? AND created_at < ? ORDER BY id LIMIT ?',
       ),
-      deleteReceipts: db.prepare('DELETE FROM receipts WHERE message_id = ?'),
+      deleteReceipts: db.prepare('DELETE FROM receipts WHERE message = ?'),
       deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
     }
   }
 
   insertMessage(m: MessageRecord): Promise<void> {
-    return this.#w.commit(() => {
+    // numbered when queued: the op run again (the writer's retry) writes the same number
+    const seq = ++this.#lastSeq
+    const inserted = this.#w.commit(() => {
       const f = m.funnel
       this.#s.insert.run(
         m.id,
@@ -126,8 +150,31 @@ export class EmbeddedMessageStore implements MessageStore {
         f.valid,
         f.delivered,
         f.clicked,
+        seq,
       )
+      // once its row is written (an insert that clashes with an existing id does not get here)
+      this.#rememberSeq(m.id, seq)
     })
+    // not committed after all (the batch failed): the database decides again
+    inserted.catch(() => {
+      if (this.#seqs.get(m.id) === seq) this.#seqs.delete(m.id)
+    })
+    return inserted
+  }
+
+  #rememberSeq(id: string, seq: number): void {
+    const seqs = this.#seqs
+    seqs.set(id, seq)
+    if (seqs.size > MESSAGE_SEQS_KEPT) seqs.delete(seqs.keys().next().value as string)
+  }
+
+  /** The message's number, undefined when it has no row (never inserted, or deleted). */
+  #messageSeq(id: string): number | undefined {
+    const known = this.#seqs.get(id)
+    if (known !== undefined) return known
+    const seq = this.#s.seq.get(id)?.seq
+    if (seq !== undefined) this.#rememberSeq(id, seq)
+    return seq
   }
 
   async getMessage(id: MessageId): Promise<MessageRecord | undefined> {
@@ -226,10 +273,25 @@ export class EmbeddedMessageStore implements MessageStore {
       const time = at[i] as number
       let end = i + 1
       while (end < messageIds.length && messageIds[end] === id && at[end] === time) end++
-      const added =
-        end - i === 1
-          ? this.#s.receipt.run(id, regIds[i], time).changes
-          : this.#s.receipts.run(id, time, JSON.stringify(regIds.slice(i, end))).changes
+      // a message or a device without a row (deleted with its message; never inserted) has
+      // no receipt to keep
+      const message = this.#messageSeq(id)
+      let added = 0
+      if (message === undefined) {
+        // nothing
+      } else if (end - i === 1) {
+        const device = this.#deviceSeq(regIds[i] as string)
+        if (device !== undefined) added = this.#s.receipt.run(message, device, time).changes
+      } else {
+        const devices: number[] = []
+        for (let k = i; k < end; k++) {
+          const device = this.#deviceSeq(regIds[k] as string)
+          if (device !== undefined) devices.push(device)
+        }
+        if (devices.length > 0) {
+          added = this.#s.receipts.run(message, time, JSON.stringify(devices)).changes
+        }
+      }
       if (added > 0) counts.set(id, (counts.get(id) ?? 0) + added)
       i = end
     }
@@ -239,7 +301,10 @@ export class EmbeddedMessageStore implements MessageStore {
   async recordClicked(messageId: MessageId, regId: RegId, at: number): Promise<boolean> {
     let counted = false
     await this.#w.commit(() => {
-      if (this.#s.click.run(at, messageId, regId).changes > 0) {
+      const message = this.#messageSeq(messageId)
+      const device = this.#deviceSeq(regId)
+      if (message === undefined || device === undefined) return
+      if (this.#s.click.run(at, message, device).changes > 0) {
         this.#s.addClicked.run(messageId)
         counted = true
       }
@@ -250,9 +315,10 @@ export class EmbeddedMessageStore implements MessageStore {
   async deleteMessagesBefore(before: number, limit: number): Promise<number> {
     let n = 0
     await this.#w.commit(() => {
-      for (const { id } of this.#s.oldIds.all(messageIdPrefix(before), before, limit)) {
-        this.#s.deleteReceipts.run(id)
+      for (const { id, seq } of this.#s.oldIds.all(messageIdPrefix(before), before, limit)) {
+        this.#s.deleteReceipts.run(seq)
         this.#s.deleteMessage.run(id)
+        this.#seqs.delete(id)
         n++
       }
     })
