@@ -182,12 +182,13 @@ export class EmbeddedDeviceStore implements DeviceStore {
 
   /**
    * The device's number (its receipts' key), undefined for a regId without a row: from the
-   * cache of active devices (a device acknowledging a message is connected, so cached), else
-   * read. Not part of the port: the embedded message store's.
+   * cache of active devices (a device acknowledging a message connected, so it is cached, or is
+   * entered now), else read. Not part of the port: the embedded message store's.
    */
   seqOf(regId: string): number | undefined {
-    const cached = this.#active.get(regId)
-    if (cached) return cached.seq
+    // an active device's number is cached with the rest (and read with it when it is not)
+    const active = this.#activeEntry(regId, false)
+    if (active) return active.seq
     return this.#s.seq.get(regId)?.seq
   }
 
