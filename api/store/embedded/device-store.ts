@@ -2,6 +2,7 @@ import type { DeviceAttributes } from '../../../sdk/protocol/schemas.js'
 import { type DeviceStore, LAST_SEEN_RESOLUTION_MS } from '../../core/devices/device-store.js'
 import type { AppId, Device, InvalidReason, RegId } from '../../core/model.js'
 import type { Db } from './database.js'
+import { RecentMap } from './recent-map.js'
 import type { SqliteWriter } from './writer.js'
 
 interface DeviceRow {
@@ -53,10 +54,10 @@ export class EmbeddedDeviceStore implements DeviceStore {
    * fails); an invalidation also at once (no push reaches a device being invalidated). A
    * unicast push then costs no database read for its target (a point read under load was ~15 %
    * of a push's CPU), nor a device's connect for its credentials (~4 % of a reconnect's CPU in
-   * the offline drain). Oldest entries go first when it is full: ~200 bytes each, ~40 MB at
-   * most.
+   * the offline drain). The least recently used go first when it is full (`RecentMap`, two
+   * generations of half the size): ~200 bytes each, ~40 MB at most.
    */
-  readonly #active = new Map<string, Active | null>()
+  readonly #active = new RecentMap<string, Active | null>(ACTIVE_CACHE_SIZE / 2)
   /**
    * Active devices per app, once counted: a broadcast's `planned` without a count over the
    * app's devices (41 ms at a million). Kept by the ops that change it, after they ran once
@@ -157,10 +158,7 @@ export class EmbeddedDeviceStore implements DeviceStore {
   }
 
   #remember(regId: string, active: Active | null): void {
-    const cache = this.#active
-    cache.delete(regId)
-    cache.set(regId, active)
-    if (cache.size > ACTIVE_CACHE_SIZE) cache.delete(cache.keys().next().value as string)
+    this.#active.set(regId, active)
   }
 
   /**

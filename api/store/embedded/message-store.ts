@@ -4,6 +4,7 @@ import type { MessageStore } from '../../core/messages/message-store.js'
 import { messageIdPrefix } from '../../core/ids.js'
 import type { AppId, MessageContent, MessageId, MessageRecord, RegId } from '../../core/model.js'
 import type { Db } from './database.js'
+import { RecentMap } from './recent-map.js'
 import type { SqliteWriter } from './writer.js'
 
 interface MessageRow {
@@ -64,8 +65,8 @@ export class EmbeddedMessageStore implements MessageStore {
   readonly #deviceSeq: (regId: string) => number | undefined
   /** The last message number given (never reused: gaps where an insert failed). */
   #lastSeq: number
-  /** Message id → its number, the latest MESSAGE_SEQS_KEPT (oldest dropped first). */
-  readonly #seqs = new Map<string, number>()
+  /** Message id → its number, the latest MESSAGE_SEQS_KEPT at most. */
+  readonly #seqs = new RecentMap<string, number>(MESSAGE_SEQS_KEPT / 2)
   /** Receipts waiting for the next commit; counted per message in one UPDATE each. */
   #pendingDelivered: DeliveredBatch | undefined
   /** Dispatched marks waiting for the next commit. */
@@ -163,9 +164,7 @@ export class EmbeddedMessageStore implements MessageStore {
   }
 
   #rememberSeq(id: string, seq: number): void {
-    const seqs = this.#seqs
-    seqs.set(id, seq)
-    if (seqs.size > MESSAGE_SEQS_KEPT) seqs.delete(seqs.keys().next().value as string)
+    this.#seqs.set(id, seq)
   }
 
   /** The message's number, undefined when it has no row (never inserted, or deleted). */

@@ -1,6 +1,7 @@
 import type { TopicStore } from '../../core/devices/device-store.js'
 import type { AppId, RegId } from '../../core/model.js'
 import type { Db } from './database.js'
+import { RecentMap } from './recent-map.js'
 import type { SqliteWriter } from './writer.js'
 
 /** How many (app, topic) member counts the store keeps once counted. */
@@ -13,10 +14,10 @@ export class EmbeddedTopicStore implements TopicStore {
    * Members per (app, topic), once counted: a push to a topic sets its `planned` without a count
    * over the topic's members (~20 ms at 500000, on the event loop). Kept by the ops that change
    * membership, in the writer's order (an op run again in the writer's retry does not count
-   * twice); forgotten when a write fails, so that the next answer counts again. Oldest first out
-   * beyond TOPIC_COUNTS_CACHED.
+   * twice); forgotten when a write fails, so that the next answer counts again. At most
+   * TOPIC_COUNTS_CACHED, the least recently used out first (`RecentMap`).
    */
-  readonly #counts = new Map<string, number>()
+  readonly #counts = new RecentMap<string, number>(TOPIC_COUNTS_CACHED / 2)
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#w = writer
@@ -66,9 +67,6 @@ export class EmbeddedTopicStore implements TopicStore {
     if (n === undefined) {
       n = this.#s.count.get(appId, topic)?.n ?? 0
       this.#counts.set(key, n)
-      if (this.#counts.size > TOPIC_COUNTS_CACHED) {
-        this.#counts.delete(this.#counts.keys().next().value as string)
-      }
     }
     return n
   }
