@@ -38,6 +38,10 @@ import { dirname, join } from 'node:path'
  * same: a connection that errs or is destroyed always emits `close`, and its `end` (the device's
  * FIN) and `error` already close the client through aedes' own listeners.
  *
+ * The parser's `parse` emits the PUBACKs at the front of a read itself, as mqtt-packet would
+ * (see `parserMethods`): a device acknowledges every message, and mqtt-packet's state machine
+ * was ~0.6 µs of each.
+ *
  * The replaced parser steps are shared functions (one set per packet limit): nothing here
  * allocates per connection. The memory part is applied only to the versions it was
  * written against (aedes 1.2, mqtt-packet 9): their internals are not an API. The packet limit
