@@ -7,10 +7,27 @@ import { sessionOf } from '../session.js'
  * topic, or one of its app's topics. No wildcards, nothing of another app, no upstream topics.
  */
 export function maySubscribe(session: DeviceSession, topic: string): boolean {
+  // the two topics every device holds, which aedes authorizes again at each of its connects
+  // (its restored subscriptions): answered without parsing, as the parse below would answer
+  if (isOwnInboxOrBroadcast(session, topic)) return true
   const t = parseTopic(topic)
   if (!t || t.appId !== session.appId) return false
   if (t.type === 'inbox') return t.regId === session.regId
   return t.type === 'all' || t.type === 'topic'
+}
+
+/** `topic` is `{prefix}all` or `{prefix}d/{regId}` of this very session. */
+function isOwnInboxOrBroadcast(session: DeviceSession, topic: string): boolean {
+  const { prefix, regId } = session
+  const rest = topic.length - prefix.length
+  if (!topic.startsWith(prefix)) return false
+  if (rest === 3) return topic.endsWith('all')
+  return (
+    rest === 2 + regId.length &&
+    topic.charCodeAt(prefix.length) === 100 && // 'd'
+    topic.charCodeAt(prefix.length + 1) === 47 && // '/'
+    topic.endsWith(regId)
+  )
 }
 
 /**
