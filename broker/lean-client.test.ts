@@ -208,6 +208,18 @@ describe('leanClient', () => {
       { cmd: 'puback', messageId: 2 },
       { cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'x/#', qos: 1 }] },
       { cmd: 'puback', messageId: 3 },
+      // a PUBACK's bytes (0x40 0x02) inside packets: never taken for one
+      { cmd: 'puback', messageId: 0x4002 },
+      { cmd: 'pubrec', messageId: 0x4002 },
+      {
+        cmd: 'publish',
+        topic: '@\x02',
+        payload: Buffer.from([0x40, 0x02, 0x40, 0x02, 0x00, 0x05]),
+        qos: 1,
+        messageId: 0x4002,
+        retain: false,
+        dup: false,
+      },
     ]
     let seed = 42
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31

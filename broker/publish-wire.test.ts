@@ -84,6 +84,8 @@ describe('publish-wire', () => {
       { cmd: 'publish', topic: 't', qos: 1, messageId: 0 },
       { cmd: 'publish', topic: 't', qos: 2, messageId: 65536 },
       { cmd: 'publish', topic: 't', qos: 1, messageId: 1.5 },
+      // a topic's length is two bytes
+      { cmd: 'publish', topic: 'x'.repeat(65536), payload: Buffer.alloc(1) },
     ]
     for (const packet of bad) expect(publishRemainingLength(packet)).toBe(-1)
     // more than a remaining length can say (2 + 1 + 268,435,453 bytes; pages never touched)

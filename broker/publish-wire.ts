@@ -24,8 +24,9 @@ export interface PublishLike {
 /**
  * The remaining length (what follows the fixed header) of `packet`, or -1 when this module does
  * not encode it: not a publish, a topic that is neither a non-empty string nor a Buffer, a
- * payload that is neither a string nor a Buffer, a QoS other than 0, 1 or 2, a QoS 1 or 2 packet
- * without a packet identifier in 1–65535, or more bytes than MQTT can frame. The caller leaves
+ * payload that is neither a string nor a Buffer, a topic over 65,535 bytes, a QoS other than
+ * 0, 1 or 2, a QoS 1 or 2 packet without a packet identifier in 1–65535, or more bytes than MQTT
+ * can frame. The caller leaves
  * such a packet to mqtt-packet, which encodes it or reports the error as before.
  */
 export function publishRemainingLength(packet: PublishLike): number {
@@ -33,10 +34,13 @@ export function publishRemainingLength(packet: PublishLike): number {
   const qos = packet.qos ?? 0
   if (qos !== 0 && qos !== 1 && qos !== 2) return -1
   const topic = packet.topic
-  let length: number
-  if (typeof topic === 'string' && topic.length > 0) length = 2 + Buffer.byteLength(topic)
-  else if (Buffer.isBuffer(topic)) length = 2 + topic.length
+  let topicBytes: number
+  if (typeof topic === 'string' && topic.length > 0) topicBytes = Buffer.byteLength(topic)
+  else if (Buffer.isBuffer(topic)) topicBytes = topic.length
   else return -1
+  // its length is two bytes
+  if (topicBytes > 65535) return -1
+  let length = 2 + topicBytes
   const payload = packet.payload
   if (payload === undefined || payload === null) length += 0
   else if (Buffer.isBuffer(payload)) length += payload.length

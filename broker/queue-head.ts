@@ -211,6 +211,8 @@ function writeHead(
   for (let k = 0; k < send.length; k++) {
     offset = writePublish(wire, offset, send[k] as QueuedPacket, remainings[k] as number)
   }
+  // never a byte of the uninitialized buffer to a device
+  if (offset !== bytes) throw new Error(`queue head: ${offset} bytes written of ${bytes}`)
   conn.write(wire)
   return i
 }

@@ -31,8 +31,9 @@ const toDevice = (r: DeviceRow): Device => ({
 })
 
 /**
- * How many regIds the store remembers the state of (app and token hash, active or not) for the
- * push path and the devices' connects.
+ * How many regIds the store remembers the state of (app, token hash and number, active or not)
+ * for the push path, the devices' connects and their receipts: at least this many of the latest
+ * used, at most twice as many (`RecentMap`'s two generations).
  */
 export const ACTIVE_CACHE_SIZE = 200_000
 
@@ -54,10 +55,10 @@ export class EmbeddedDeviceStore implements DeviceStore {
    * fails); an invalidation also at once (no push reaches a device being invalidated). A
    * unicast push then costs no database read for its target (a point read under load was ~15 %
    * of a push's CPU), nor a device's connect for its credentials (~4 % of a reconnect's CPU in
-   * the offline drain). The least recently used go first when it is full (`RecentMap`, two
-   * generations of half the size): ~200 bytes each, ~40 MB at most.
+   * the offline drain). The least recently used go first (`RecentMap`): ~200 bytes each,
+   * ~40–80 MB once ACTIVE_CACHE_SIZE devices have been used.
    */
-  readonly #active = new RecentMap<string, Active | null>(ACTIVE_CACHE_SIZE / 2)
+  readonly #active = new RecentMap<string, Active | null>(ACTIVE_CACHE_SIZE)
   /**
    * Active devices per app, once counted: a broadcast's `planned` without a count over the
    * app's devices (41 ms at a million). Kept by the ops that change it, after they ran once
@@ -65,7 +66,7 @@ export class EmbeddedDeviceStore implements DeviceStore {
    * so the next answer counts again.
    */
   readonly #activeCounts = new Map<string, number>()
-  /** The last device number given (numbers are never reused: gaps where an insert failed). */
+  /** The last device number given (counting on from the largest at the start). */
   #lastSeq: number
 
   constructor(db: Db, writer: SqliteWriter) {

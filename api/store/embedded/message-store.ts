@@ -45,9 +45,10 @@ const toRecord = (r: MessageRow): MessageRecord => ({
 })
 
 /**
- * How many message ids the store keeps the number (`seq`, its receipts' key) of, the latest
- * inserted or looked up: a delivery mostly follows its message's insert closely, and an older
- * message's number is one read, then kept. ~100 bytes each, ~2 MB in all.
+ * How many message ids the store keeps the number (`seq`, its receipts' key) of, at least, the
+ * latest inserted or looked up (at most twice as many: `RecentMap`): a delivery mostly follows
+ * its message's insert closely, and an older message's number is one read, then kept. ~100
+ * bytes each, 2–4 MB in all.
  */
 export const MESSAGE_SEQS_KEPT = 20_000
 
@@ -63,10 +64,13 @@ export class EmbeddedMessageStore implements MessageStore {
   readonly #s
   /** A device's number (its receipts' key), undefined for a regId without a row. */
   readonly #deviceSeq: (regId: string) => number | undefined
-  /** The last message number given (never reused: gaps where an insert failed). */
+  /**
+   * The last message number given, counting on from the largest at the start: a number comes
+   * back only once every row that had it is gone (retention deletes a message with its receipts).
+   */
   #lastSeq: number
-  /** Message id → its number, the latest MESSAGE_SEQS_KEPT at most. */
-  readonly #seqs = new RecentMap<string, number>(MESSAGE_SEQS_KEPT / 2)
+  /** Message id → its number, for the latest MESSAGE_SEQS_KEPT at least. */
+  readonly #seqs = new RecentMap<string, number>(MESSAGE_SEQS_KEPT)
   /** Receipts waiting for the next commit; counted per message in one UPDATE each. */
   #pendingDelivered: DeliveredBatch | undefined
   /** Dispatched marks waiting for the next commit. */

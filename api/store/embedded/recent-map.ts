@@ -1,6 +1,6 @@
 /**
- * A map that keeps the entries set or read most recently, at most `2 × generation` of them, at
- * a constant cost per call: two generations, the current one taking every `set`, the previous
+ * A map that keeps the entries set or read most recently — the latest `generation` of them at
+ * least, `2 × generation` at most — at a constant cost per call: two generations, the current one taking every `set`, the previous
  * one read when the current lacks the key (and the entry then copied into the current). When
  * the current holds `generation` keys it becomes the previous, and the previous is dropped
  * whole.

@@ -202,7 +202,8 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO broker_unsettled (client_id) SELECT DISTINCT client_id FROM broker_subscriptions;
   `,
   // 9: receipts keyed by two integers — a number of its own for each message and each device
-  // (seq, never reused, set at insert; not the rowid, which VACUUM may renumber) — instead of
+  // (seq, set at insert counting on from the largest; not the rowid, which VACUUM may
+  // renumber) — instead of
   // their two text ids: a receipt, one per delivery, was ~3 µs of SQLite for its two text
   // parameters and its 42-byte key, ~1.5 with integers. The receipts of devices or messages
   // without a row (none are ever deleted but with their messages) cannot be kept

@@ -14,10 +14,10 @@ export class EmbeddedTopicStore implements TopicStore {
    * Members per (app, topic), once counted: a push to a topic sets its `planned` without a count
    * over the topic's members (~20 ms at 500000, on the event loop). Kept by the ops that change
    * membership, in the writer's order (an op run again in the writer's retry does not count
-   * twice); forgotten when a write fails, so that the next answer counts again. At most
-   * TOPIC_COUNTS_CACHED, the least recently used out first (`RecentMap`).
+   * twice); forgotten when a write fails, so that the next answer counts again. The latest used
+   * TOPIC_COUNTS_CACHED at least, twice as many at most (`RecentMap`).
    */
-  readonly #counts = new RecentMap<string, number>(TOPIC_COUNTS_CACHED / 2)
+  readonly #counts = new RecentMap<string, number>(TOPIC_COUNTS_CACHED)
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#w = writer
