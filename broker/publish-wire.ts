@@ -26,8 +26,8 @@ export interface PublishLike {
  * not encode it: not a publish, a topic that is neither a non-empty string nor a Buffer, a
  * payload that is neither a string nor a Buffer, a topic over 65,535 bytes, a QoS other than
  * 0, 1 or 2, a QoS 1 or 2 packet without a packet identifier in 1–65535, or more bytes than MQTT
- * can frame. The caller leaves
- * such a packet to mqtt-packet, which encodes it or reports the error as before.
+ * can frame. The caller leaves such a packet to mqtt-packet, which encodes it or reports the
+ * error as before.
  */
 export function publishRemainingLength(packet: PublishLike): number {
   if (packet.cmd !== 'publish') return -1

@@ -211,8 +211,12 @@ function writeHead(
   for (let k = 0; k < send.length; k++) {
     offset = writePublish(wire, offset, send[k] as QueuedPacket, remainings[k] as number)
   }
-  // never a byte of the uninitialized buffer to a device
-  if (offset !== bytes) throw new Error(`queue head: ${offset} bytes written of ${bytes}`)
+  // never a byte of the uninitialized buffer to a device: should the lengths ever disagree, the
+  // connection is closed instead (its packets stay queued, for its next connect)
+  if (offset !== bytes) {
+    failed(new Error(`queue head: ${offset} bytes encoded of ${bytes}`))
+    return i
+  }
   conn.write(wire)
   return i
 }

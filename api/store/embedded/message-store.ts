@@ -276,29 +276,29 @@ export class EmbeddedMessageStore implements MessageStore {
       const time = at[i] as number
       let end = i + 1
       while (end < messageIds.length && messageIds[end] === id && at[end] === time) end++
-      // a message or a device without a row (deleted with its message; never inserted) has
-      // no receipt to keep
+      // a message without a row (deleted by retention) or a device without one (never
+      // registered) has no receipt to keep
       const message = this.#messageSeq(id)
-      let added = 0
-      if (message === undefined) {
-        // nothing
-      } else if (end - i === 1) {
-        const device = this.#deviceSeq(regIds[i] as string)
-        if (device !== undefined) added = this.#s.receipt.run(message, device, time).changes
-      } else {
-        const devices: number[] = []
-        for (let k = i; k < end; k++) {
-          const device = this.#deviceSeq(regIds[k] as string)
-          if (device !== undefined) devices.push(device)
-        }
-        if (devices.length > 0) {
-          added = this.#s.receipts.run(message, time, JSON.stringify(devices)).changes
-        }
-      }
+      const added = message === undefined ? 0 : this.#insertReceipts(message, regIds, i, end, time)
       if (added > 0) counts.set(id, (counts.get(id) ?? 0) + added)
       i = end
     }
     for (const [id, n] of counts) this.#s.addDelivered.run(n, id)
+  }
+
+  /** The receipts of devices `regIds[from..to)` for one message at one time; how many were new. */
+  #insertReceipts(message: number, regIds: RegId[], from: number, to: number, at: number): number {
+    if (to - from === 1) {
+      const device = this.#deviceSeq(regIds[from] as string)
+      return device === undefined ? 0 : this.#s.receipt.run(message, device, at).changes
+    }
+    const devices: number[] = []
+    for (let k = from; k < to; k++) {
+      const device = this.#deviceSeq(regIds[k] as string)
+      if (device !== undefined) devices.push(device)
+    }
+    if (devices.length === 0) return 0
+    return this.#s.receipts.run(message, at, JSON.stringify(devices)).changes
   }
 
   async recordClicked(messageId: MessageId, regId: RegId, at: number): Promise<boolean> {
