@@ -9,22 +9,23 @@ import { openEmbeddedStore } from './index.js'
 /** Devices A, B and C (22 of that letter), registered. */
 const [A, B, C] = ['A', 'B', 'C'].map((c) => c.repeat(22) as RegId) as [RegId, RegId, RegId]
 
+/** A device of the test app to register. */
+const device = (regId: RegId) => ({
+  regId,
+  appId: 'ap00000000000001' as never,
+  tokenHash: 'h',
+  installationId: undefined,
+  attributes: {},
+  registeredAt: 1,
+  lastSeenAt: undefined,
+  invalidatedAt: undefined,
+  invalidReason: undefined,
+})
+
 /** An in-memory store holding devices A, B, C and one dispatched message to `planned` devices. */
 async function storeWithMessage(planned: number, onWriteError: (err: unknown) => void) {
   const store = openEmbeddedStore({ dataDir: ':memory:', onWriteError })
-  for (const regId of [A, B, C]) {
-    await store.devices.insertDevice({
-      regId,
-      appId: 'ap00000000000001' as never,
-      tokenHash: 'h',
-      installationId: undefined,
-      attributes: {},
-      registeredAt: 1,
-      lastSeenAt: undefined,
-      invalidatedAt: undefined,
-      invalidReason: undefined,
-    })
-  }
+  for (const regId of [A, B, C]) await store.devices.insertDevice(device(regId))
   const id = 'm000000001aaaaaaaaaa' as MessageId
   await store.messages.insertMessage({
     id,
@@ -78,17 +79,6 @@ describe('EmbeddedMessageStore receipts by number', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
   })
 
-  const device = (regId: RegId) => ({
-    regId,
-    appId: 'ap00000000000001' as never,
-    tokenHash: 'h',
-    installationId: undefined,
-    attributes: {},
-    registeredAt: 1,
-    lastSeenAt: undefined,
-    invalidatedAt: undefined,
-    invalidReason: undefined,
-  })
   const message = (id: string, planned = 3) => ({
     id: id as MessageId,
     appId: 'ap00000000000001' as never,
