@@ -180,4 +180,30 @@ describe('EmbeddedMessageStore receipts by number', () => {
       await b.close()
     }
   })
+  it("deletes a message's receipts with it: a number that comes back after a restart starts clean", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqpush-receipts-'))
+    dirs.push(dir)
+    const old = { ...message('m000000001cccccccccc'), createdAt: 1_000_000_000_000 }
+    const a = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    await a.devices.insertDevice(device(A))
+    await a.messages.insertMessage(old)
+    a.messages.recordDelivered(old.id, A, 5)
+    await a.writer.commit(() => {})
+    expect(await a.messages.deleteMessagesBefore(1_500_000_000_000, 10)).toBe(1)
+    expect(a.db.prepare('SELECT count(*) AS n FROM receipts').get()).toEqual({ n: 0 })
+    await a.close()
+    // the largest number is gone: the next message gets it again, with no receipt of the old one
+    const b = openEmbeddedStore({ dataDir: dir, onWriteError: () => {} })
+    try {
+      const next = message('m000000002cccccccccc')
+      await b.messages.insertMessage(next)
+      expect(b.db.prepare('SELECT seq FROM messages WHERE id = ?').get(next.id)).toEqual({ seq: 1 })
+      b.messages.recordDelivered(next.id, A, 6)
+      await b.writer.commit(() => {})
+      expect((await b.messages.getMessage(next.id))?.funnel.delivered).toBe(1)
+      expect(await b.messages.recordClicked(next.id, A, 7)).toBe(true)
+    } finally {
+      await b.close()
+    }
+  })
 })
