@@ -158,7 +158,7 @@ export class EmbeddedMessageStore implements MessageStore {
         seq,
       )
       // once its row is written (an insert that clashes with an existing id does not get here)
-      this.#rememberSeq(m.id, seq)
+      this.#seqs.set(m.id, seq)
     })
     // not committed after all (the batch failed): the database decides again
     inserted.catch(() => {
@@ -167,16 +167,12 @@ export class EmbeddedMessageStore implements MessageStore {
     return inserted
   }
 
-  #rememberSeq(id: string, seq: number): void {
-    this.#seqs.set(id, seq)
-  }
-
   /** The message's number, undefined when it has no row (never inserted, or deleted). */
   #messageSeq(id: string): number | undefined {
     const known = this.#seqs.get(id)
     if (known !== undefined) return known
     const seq = this.#s.seq.get(id)?.seq
-    if (seq !== undefined) this.#rememberSeq(id, seq)
+    if (seq !== undefined) this.#seqs.set(id, seq)
     return seq
   }
 

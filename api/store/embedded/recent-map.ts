@@ -1,9 +1,9 @@
 /**
  * A map that keeps the entries set or read most recently — the latest `generation` of them at
- * least, `2 × generation` at most — at a constant cost per call: two generations, the current one taking every `set`, the previous
- * one read when the current lacks the key (and the entry then copied into the current). When
- * the current holds `generation` keys it becomes the previous, and the previous is dropped
- * whole.
+ * least, `2 × generation` at most — at a constant cost per call: two generations, the current
+ * one taking every `set`, the previous one read when the current lacks the key (and the entry
+ * then copied into the current). When the current holds `generation` keys it becomes the
+ * previous, and the previous is dropped whole.
  *
  * What it replaces: a `Map` trimmed by deleting its first key (`keys().next()`) once over its
  * bound. V8's ordered hash table leaves a hole for every deleted entry and only compacts when
