@@ -802,6 +802,67 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipelineâ€
   })
 })
 
+describe('EmbeddedBrokerPersistence queue-row deletes (write-behind, gathered)', () => {
+  const ack = async (p: EmbeddedBrokerPersistence, clientId: string, counter: number, id = 1) => {
+    await p.outgoingUpdate({ id: clientId }, { ...packet(counter), messageId: id })
+    await p.outgoingClearMessageId({ id: clientId }, { messageId: id })
+  }
+
+  it('deletes the rows of many acknowledgements in one op', async () => {
+    const a = await open()
+    for (let i = 0; i < 5; i++) {
+      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1, `m${i}`))
+    }
+    expect(count(a.db, 'broker_outgoing')).toBe(5)
+    for (let i = 0; i < 4; i++) await ack(a.p, `c${i}`, i + 1)
+    expect(a.writer.pending).toBe(1)
+    a.writer.flush()
+    expect(rowClients(a.db)).toEqual(['c4'])
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(b.p.queuedCount()).toBe(1)
+    expect(await payloadsOf(b.p, 'c4')).toEqual(['m4'])
+    b.crash()
+  })
+
+  it('never deletes a row before an op queued earlier writes it', async () => {
+    const a = await open()
+    await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1, 'first'))
+    await a.p.outgoingEnqueueCombi(
+      Array.from({ length: FANOUT_MIN_CLIENTS }, (_, i) => ({ clientId: `f${i}` })),
+      packet(2, 'broadcast'),
+    )
+    // c1's acknowledgement queues a delete; then, before anything commits, c2 gets a row (a
+    // durable enqueue) and leaves its queue, then f1's fan-out entry gets a row of its own (a
+    // QoS 2 release) and leaves: each delete must run after its row's write, not with the
+    // deletes queued before it
+    await ack(a.p, 'c1', 1)
+    const enqueued = a.p.outgoingEnqueueCombi([{ clientId: 'c2' }], packet(3, 'second'))
+    await ack(a.p, 'c2', 3)
+    await a.p.outgoingUpdate({ id: 'f1' }, { ...packet(2), messageId: 7 })
+    await a.p.outgoingUpdate({ id: 'f1' }, { cmd: 'pubrel', messageId: 7 })
+    await a.p.outgoingClearMessageId({ id: 'f1' }, { messageId: 7 })
+    // and f2's entry, taken over by another broker's packet (a row of its own too)
+    await a.p.outgoingUpdate({ id: 'f2' }, { ...packet(2), messageId: 8 })
+    await a.p.outgoingUpdate(
+      { id: 'f2' },
+      { ...packet(9, 'other broker'), brokerId: 'broker-2', messageId: 8 },
+    )
+    await a.p.outgoingClearMessageId({ id: 'f2' }, { messageId: 8 })
+    await enqueued
+    a.writer.flush()
+    expect(count(a.db, 'broker_outgoing')).toBe(0)
+    a.crash()
+    const b = await open(a.dataDir)
+    expect(await payloadsOf(b.p, 'c1')).toEqual([])
+    expect(await payloadsOf(b.p, 'c2')).toEqual([])
+    expect(await list(b.p.outgoingStream({ id: 'f1' }))).toEqual([])
+    expect(await list(b.p.outgoingStream({ id: 'f2' }))).toEqual([])
+    expect(b.p.queuedCount()).toBe(FANOUT_MIN_CLIENTS - 2)
+    b.crash()
+  })
+})
+
 describe('EmbeddedBrokerPersistence packets queued for one client (stored in the queue row)', () => {
   const changes = (db: Db) => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n
   const rows = (db: Db) =>

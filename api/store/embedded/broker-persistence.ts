@@ -324,6 +324,11 @@ export class EmbeddedBrokerPersistence {
   #deferredRows: DeferredRows | undefined
   /** A failed batch of deferred rows, for the next batch to take along. */
   #unwrittenRows: DeferredRows | undefined
+  /**
+   * Sequences of queue rows to delete, in one write-behind op (see #deleteRow); undefined
+   * once that op ran, or once an op that writes queue rows was queued after it.
+   */
+  #rowDeletes: number[] | undefined
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#db = db
@@ -357,6 +362,10 @@ export class EmbeddedBrokerPersistence {
          payload = NULL, expires_at = NULL WHERE seq = ?`,
       ),
       deleteOut: db.prepare('DELETE FROM broker_outgoing WHERE seq = ?'),
+      // many at once (a draining device's acknowledgements): ~20 % less per row than one each
+      deleteOuts: db.prepare(
+        'DELETE FROM broker_outgoing WHERE seq IN (SELECT value FROM json_each(?))',
+      ),
       // the deferred lane's writes replace what holds their key: ids and sequences are this
       // process's own, so only a stray row could be there, and an insert failing on it would
       // fail every later deferred batch that takes the rows along
@@ -765,6 +774,41 @@ export class EmbeddedBrokerPersistence {
     }
   }
 
+  /**
+   * Deletes a queue row, write-behind: the deletes of one span go in one op, queued where the
+   * span's first one was. A delete so runs earlier than it was asked for, which is safe while
+   * no op queued meanwhile writes the row: every op that writes queue rows ends the span first
+   * (#rowsWritten).
+   */
+  #deleteRow(seq: number): void {
+    let batch = this.#rowDeletes
+    if (!batch) {
+      // the op owns its array: run again after a rollback, it deletes the same rows
+      const owned: number[] = []
+      this.#rowDeletes = batch = owned
+      const detach = () => {
+        if (this.#rowDeletes === owned) this.#rowDeletes = undefined
+      }
+      this.#w.later(
+        () => {
+          detach()
+          if (owned.length === 1) this.#s.deleteOut.run(owned[0])
+          else this.#s.deleteOuts.run(JSON.stringify(owned))
+        },
+        undefined,
+        // the batch failed (I/O, disk full; reported): these rows stay, their entries are
+        // delivered again after a restart, as after a crash; later deletes start a new op
+        detach,
+      )
+    }
+    batch.push(seq)
+  }
+
+  /** An op that writes queue rows is about to be queued: later deletes go in an op after it. */
+  #rowsWritten(): void {
+    this.#rowDeletes = undefined
+  }
+
   #deleteFanoutRows(packetId: number): void {
     this.#s.deleteFanoutRow.run(packetId)
     this.#s.deleteFanoutDone.run(packetId)
@@ -782,10 +826,7 @@ export class EmbeddedBrokerPersistence {
         e.row = 'dropped'
         return
       }
-      const seq = e.seq
-      this.#w.later(() => {
-        this.#s.deleteOut.run(seq)
-      })
+      this.#deleteRow(e.seq)
       return
     }
     const chunk = fanout.markDone(e.seq)
@@ -866,6 +907,7 @@ export class EmbeddedBrokerPersistence {
     // whose op is queued before their messages' marks (found in review: rows joining the batch
     // that left were not in the transaction of their marks)
     this.#deferredRows = undefined
+    this.#rowsWritten()
     await this.#w.commit(() => {
       if (inline) {
         const { clientId } = subs[0] as { clientId: string }
@@ -1060,6 +1102,7 @@ export class EmbeddedBrokerPersistence {
       e.cmd = 'pubrel'
       this.#release(e.stored)
       e.stored = undefined
+      this.#rowsWritten()
       this.#w.later(() => {
         if (!ownRow(previousId, 'pubrel')) this.#s.updateOut.run(messageId ?? null, 'pubrel', seq)
       })
@@ -1070,6 +1113,7 @@ export class EmbeddedBrokerPersistence {
       e.stored = stored
       e.cmd = 'publish'
       const [meta, payload] = splitPacket(stored.packet)
+      this.#rowsWritten()
       this.#w.later(() => {
         this.#s.insertPacket.run(stored.id, meta, payload, stored.expiresAt ?? null)
         if (!ownRow(stored.id, 'publish')) this.#s.updateOutPacket.run(stored.id, seq)
