@@ -13,6 +13,7 @@ import {
   SCENARIOS_OF,
   unicast,
   UNICAST_WARM_UP_SECONDS,
+  DRAIN_WARM_UP_ROUNDS,
   unicastWarmUp,
 } from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
@@ -41,6 +42,7 @@ const { values: a } = parseArgs({
     seconds: { type: 'string' },
     rate: { type: 'string' },
     'warm-up': { type: 'string' },
+    'warm-up-rounds': { type: 'string' },
     'offline-devices': { type: 'string' },
     'offline-messages': { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -59,6 +61,7 @@ if (a.help || !a.baseline) {
   --seconds S            closed-loop, fixed-rate: length of a round            [4]
   --rate R               fixed-rate: messages per second                       [2000]
   --warm-up S            fixed-rate: unmeasured seconds of each build, once    [${UNICAST_WARM_UP_SECONDS}]
+  --warm-up-rounds N     drain: unmeasured rounds of each build, first         [${DRAIN_WARM_UP_ROUNDS}]
   --offline-devices K    drain: devices that reconnect each round (new ones)   [1000]
   --offline-messages Q   drain: messages queued for each                       [20]`)
   process.exit(a.help ? 0 : 1)
@@ -73,7 +76,7 @@ const USES: Record<string, ReadonlyArray<keyof typeof a>> = {
   broadcast: ['devices', 'to'],
   'closed-loop': ['devices', 'seconds'],
   'fixed-rate': ['devices', 'seconds', 'rate', 'warm-up'],
-  drain: ['offline-devices', 'offline-messages'],
+  drain: ['offline-devices', 'offline-messages', 'warm-up-rounds'],
 }
 const uses = USES[a.scenario]
 if (!uses) throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
@@ -89,6 +92,7 @@ const devicesPer = int('devices', a.devices ?? '10000')
 const seconds = int('seconds', a.seconds ?? '4')
 const rate = int('rate', a.rate ?? '2000')
 const warmUpSeconds = int('warm-up', a['warm-up'] ?? String(UNICAST_WARM_UP_SECONDS))
+const warmUpRounds = int('warm-up-rounds', a['warm-up-rounds'] ?? String(DRAIN_WARM_UP_ROUNDS))
 const offlineDevices = int('offline-devices', a['offline-devices'] ?? '1000')
 const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
 if (devicesPer > 18_000 || offlineDevices > 18_000)
@@ -224,7 +228,10 @@ try {
       await unicastWarmUp(pools[side], targets[side], devices[side], rate, warmUpSeconds)
     }
   }
-  if (a.scenario === 'drain') for (const side of sides) await drain(side) // warm-up
+  if (a.scenario === 'drain') {
+    // until V8 has compiled the drain's code: its compiler thread's CPU counts in the rounds
+    for (let i = 0; i < warmUpRounds; i++) for (const side of alternate(sides, i)) await drain(side)
+  }
   for (let i = 0; i < rounds; i++) {
     for (const side of alternate(sides, i)) results[side].push(await round(side))
   }

@@ -346,6 +346,14 @@ async function openLoop(
  */
 export const UNICAST_WARM_UP_SECONDS = 8
 
+/**
+ * The offline drain's unmeasured rounds in `npm run bench:ab`, per build: as with the fixed
+ * rate, V8 goes on compiling the reconnect and acknowledgement paths for several rounds, on its
+ * helper thread, whose CPU counts in the service's (docs/benchmarks.md, "The drain's first
+ * rounds").
+ */
+export const DRAIN_WARM_UP_ROUNDS = 4
+
 /** A process's resident memory in MB, to 0.1 (the figures' unit in the JSON). */
 export function rssMb(pid: number): number {
   return round(rssBytes(pid) / 2 ** 20, 1)

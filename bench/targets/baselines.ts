@@ -26,6 +26,18 @@ const canConnect = (port: number) =>
   })
 
 /**
+ * A bare broker's unicast payload as long as the envelope mqpush delivers for the same payload
+ * (the same fields, a message id of the same length, unique per payload): with
+ * MQPUSH_BENCH_ENVELOPE=1, the baselines' offline queues carry the bytes mqpush's do, and the
+ * devices parse as much (`bench:ab --baseline mosquitto --scenario drain`). Without it a
+ * baseline's message is its bare payload, about a seventh of mqpush's bytes.
+ */
+export function envelopeLike(payload: string): string {
+  const id = `${payload}/`.padEnd(20, '0')
+  return `{"id":"${id}","expiresAt":1796732778562,"kind":"passThrough","sentAt":1796646378562,"target":{"type":"regId"},"payload":${JSON.stringify(payload)}}`
+}
+
+/**
  * A bare broker: devices subscribe to their topics themselves, a publisher client sends; with
  * `httpPort` (the `aedes-http` baseline), a unicast is an HTTP push by regId as for mqpush.
  */
@@ -70,9 +82,10 @@ async function bareBroker(
       await mqtt().publish(to === 'all' ? 'bench/all' : 'bench/t/news', payload)
     },
     async unicast(devices, payload) {
+      const wrap = process.env.MQPUSH_BENCH_ENVELOPE === '1' ? envelopeLike : (p: string) => p
       await publishAll(
         mqtt(),
-        devices.map((d) => ({ topic: `bench/d/${d.clientId}`, payload })),
+        devices.map((d) => ({ topic: `bench/d/${d.clientId}`, payload: wrap(payload) })),
       )
     },
     async sendOne(device, payload) {
