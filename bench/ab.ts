@@ -92,7 +92,10 @@ const devicesPer = int('devices', a.devices ?? '10000')
 const seconds = int('seconds', a.seconds ?? '4')
 const rate = int('rate', a.rate ?? '2000')
 const warmUpSeconds = int('warm-up', a['warm-up'] ?? String(UNICAST_WARM_UP_SECONDS))
-const warmUpRounds = int('warm-up-rounds', a['warm-up-rounds'] ?? String(DRAIN_WARM_UP_ROUNDS))
+const warmUpRounds =
+  a['warm-up-rounds'] === '0'
+    ? 0
+    : int('warm-up-rounds', a['warm-up-rounds'] ?? String(DRAIN_WARM_UP_ROUNDS))
 const offlineDevices = int('offline-devices', a['offline-devices'] ?? '1000')
 const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
 if (devicesPer > 18_000 || offlineDevices > 18_000)

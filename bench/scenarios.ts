@@ -349,8 +349,8 @@ export const UNICAST_WARM_UP_SECONDS = 8
 /**
  * The offline drain's unmeasured rounds in `npm run bench:ab`, per build: as with the fixed
  * rate, V8 goes on compiling the reconnect and acknowledgement paths for several rounds, on its
- * helper thread, whose CPU counts in the service's (docs/benchmarks.md, "The drain's first
- * rounds").
+ * helper thread, whose CPU counts in the service's (docs/benchmarks.md, "Queue-row deletes
+ * gathered, the drain's first rounds, and a baseline's bytes").
  */
 export const DRAIN_WARM_UP_ROUNDS = 4
 

@@ -24,4 +24,9 @@ describe('envelopeLike (MQPUSH_BENCH_ENVELOPE=1)', () => {
     const ids = payloads.map((p) => /"id":"([^"]+)"/.exec(envelopeLike(p))?.[1])
     expect(new Set(ids).size).toBe(payloads.length)
   })
+
+  it('refuses a payload it cannot match in length', () => {
+    expect(() => envelopeLike('x'.repeat(20))).toThrow(/short plain payload/)
+    expect(() => envelopeLike('a"b')).toThrow(/short plain payload/)
+  })
 })

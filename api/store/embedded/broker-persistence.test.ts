@@ -825,6 +825,67 @@ describe('EmbeddedBrokerPersistence queue-row deletes (write-behind, gathered)',
     b.crash()
   })
 
+  it('starts a new op for deletes asked after the op ran', async () => {
+    const a = await open()
+    for (let i = 0; i < 3; i++) {
+      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1))
+    }
+    await ack(a.p, 'c0', 1)
+    a.writer.flush() // the span's op runs
+    await ack(a.p, 'c1', 2)
+    a.writer.flush()
+    expect(rowClients(a.db)).toEqual(['c2'])
+    a.crash()
+  })
+
+  it('deletes the same rows when a constraint error runs the batch again', async () => {
+    const errors: unknown[] = []
+    const a = await open(undefined, errors)
+    for (let i = 0; i < 3; i++) {
+      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1))
+    }
+    await ack(a.p, 'c0', 1)
+    await ack(a.p, 'c1', 2)
+    a.writer.later(() => {
+      a.db.prepare(`INSERT INTO broker_retained (topic, meta) VALUES ('dup', '{}')`).run()
+      a.db.prepare(`INSERT INTO broker_retained (topic, meta) VALUES ('dup', '{}')`).run()
+    })
+    a.writer.flush()
+    expect(errors).toHaveLength(1)
+    expect(rowClients(a.db)).toEqual(['c2'])
+    a.crash()
+  })
+
+  it('starts a new op after a failed batch in which the op never ran', async () => {
+    const errors: unknown[] = []
+    const a = await open(undefined, errors)
+    for (let i = 0; i < 3; i++) {
+      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1))
+    }
+    a.writer.later(ioError) // fails the batch before the deletes' op runs
+    await ack(a.p, 'c0', 1)
+    a.writer.flush()
+    expect(errors.length).toBeGreaterThan(0)
+    await ack(a.p, 'c1', 2)
+    a.writer.flush()
+    // c0's row stays (delivered again after a restart, as after a crash); c1's goes
+    expect(rowClients(a.db)).toEqual(['c0', 'c2'])
+    a.crash()
+  })
+
+  it('ends a span at WRITE_BEHIND_MAX_OPS rows', async () => {
+    const a = await open()
+    const n = WRITE_BEHIND_MAX_OPS + 2
+    const subs = Array.from({ length: n }, (_, i) => ({ clientId: `c${i}` }))
+    // one at a time: queue rows of their own (an enqueue for many clients is a fan-out)
+    for (const sub of subs) await a.p.outgoingEnqueueCombi([sub], packet(1))
+    for (const { clientId } of subs) await ack(a.p, clientId, 1)
+    expect(a.writer.pending).toBe(2)
+    a.writer.flush()
+    expect(count(a.db, 'broker_outgoing')).toBe(0)
+    a.crash()
+  })
+
   it('never deletes a row before an op queued earlier writes it', async () => {
     const a = await open()
     await a.p.outgoingEnqueueCombi([{ clientId: 'c1' }], packet(1, 'first'))

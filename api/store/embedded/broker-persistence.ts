@@ -777,8 +777,10 @@ export class EmbeddedBrokerPersistence {
   /**
    * Deletes a queue row, write-behind: the deletes of one span go in one op, queued where the
    * span's first one was. A delete so runs earlier than it was asked for, which is safe while
-   * no op queued meanwhile writes the row: every op that writes queue rows ends the span first
-   * (#rowsWritten).
+   * no op queued meanwhile writes the row: every op of the main queue that writes queue rows
+   * ends the span first (#rowsWritten). The deferred lane's rows (#writeDeferred) need not:
+   * it writes only entries still `deferred`, and those are never deleted (they are dropped).
+   * A span ends at WRITE_BEHIND_MAX_OPS rows too (one statement's JSON stays bounded).
    */
   #deleteRow(seq: number): void {
     let batch = this.#rowDeletes
@@ -802,6 +804,7 @@ export class EmbeddedBrokerPersistence {
       )
     }
     batch.push(seq)
+    if (batch.length >= WRITE_BEHIND_MAX_OPS) this.#rowDeletes = undefined
   }
 
   /** An op that writes queue rows is about to be queued: later deletes go in an op after it. */
