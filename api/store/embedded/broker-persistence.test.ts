@@ -808,6 +808,15 @@ describe('EmbeddedBrokerPersistence queue-row deletes (write-behind, gathered)',
     await p.outgoingClearMessageId({ id: clientId }, { messageId: id })
   }
 
+  /** Clients c0, c1 and c2, each with one queued packet (counters 1, 2 and 3) in a row of its own. */
+  const threeQueued = async (errors?: unknown[]) => {
+    const a = await open(undefined, errors)
+    for (let i = 0; i < 3; i++) {
+      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1))
+    }
+    return a
+  }
+
   it('deletes the rows of many acknowledgements in one op', async () => {
     const a = await open()
     for (let i = 0; i < 5; i++) {
@@ -826,10 +835,7 @@ describe('EmbeddedBrokerPersistence queue-row deletes (write-behind, gathered)',
   })
 
   it('starts a new op for deletes asked after the op ran', async () => {
-    const a = await open()
-    for (let i = 0; i < 3; i++) {
-      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1))
-    }
+    const a = await threeQueued()
     await ack(a.p, 'c0', 1)
     a.writer.flush() // the span's op runs
     await ack(a.p, 'c1', 2)
@@ -840,10 +846,7 @@ describe('EmbeddedBrokerPersistence queue-row deletes (write-behind, gathered)',
 
   it('deletes the same rows when a constraint error runs the batch again', async () => {
     const errors: unknown[] = []
-    const a = await open(undefined, errors)
-    for (let i = 0; i < 3; i++) {
-      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1))
-    }
+    const a = await threeQueued(errors)
     await ack(a.p, 'c0', 1)
     await ack(a.p, 'c1', 2)
     a.writer.later(() => {
@@ -858,10 +861,7 @@ describe('EmbeddedBrokerPersistence queue-row deletes (write-behind, gathered)',
 
   it('starts a new op after a failed batch in which the op never ran', async () => {
     const errors: unknown[] = []
-    const a = await open(undefined, errors)
-    for (let i = 0; i < 3; i++) {
-      await a.p.outgoingEnqueueCombi([{ clientId: `c${i}` }], packet(i + 1))
-    }
+    const a = await threeQueued(errors)
     a.writer.later(ioError) // fails the batch before the deletes' op runs
     await ack(a.p, 'c0', 1)
     a.writer.flush()
