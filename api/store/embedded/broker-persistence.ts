@@ -326,7 +326,7 @@ export class EmbeddedBrokerPersistence {
   #unwrittenRows: DeferredRows | undefined
   /**
    * Sequences of queue rows to delete, in one write-behind op (see #deleteRow); undefined
-   * once that op ran, or once an op that writes queue rows was queued after it.
+   * once that op ran, once an op that writes queue rows was queued after it, or once full.
    */
   #rowDeletes: number[] | undefined
 
