@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { readEnvelopeExpiry } from '../../../sdk/protocol/envelope.js'
 import type { Db } from './database.js'
 import { SubscriptionIndex } from './subscription-index.js'
-import { type SqliteWriter, WRITE_BEHIND_MAX_OPS } from './writer.js'
+import { LaterBatch, type SqliteWriter, WRITE_BEHIND_MAX_OPS } from './writer.js'
 
 /**
  * The broker's session persistence on the embedded store: an aedes persistence (the async
@@ -325,14 +325,24 @@ export class EmbeddedBrokerPersistence {
   /** A failed batch of deferred rows, for the next batch to take along. */
   #unwrittenRows: DeferredRows | undefined
   /**
-   * Sequences of queue rows to delete, in one write-behind op (see #deleteRow); undefined
-   * once that op ran, once an op that writes queue rows was queued after it, or once full.
+   * Sequences of queue rows to delete, in one write-behind op (see #deleteRow); closed once an
+   * op that writes queue rows is queued after it, or once full.
    */
-  #rowDeletes: number[] | undefined
+  readonly #rowDeletes: LaterBatch<number[]>
 
   constructor(db: Db, writer: SqliteWriter) {
     this.#db = db
     this.#w = writer
+    // a failed batch (I/O, disk full; reported): these rows stay, their entries are delivered
+    // again after a restart, as after a crash
+    this.#rowDeletes = new LaterBatch(
+      writer,
+      (): number[] => [],
+      (seqs) => {
+        if (seqs.length === 1) this.#s.deleteOut.run(seqs[0])
+        else this.#s.deleteOuts.run(JSON.stringify(seqs))
+      },
+    )
     this.#s = {
       upsertSub: db.prepare(
         `INSERT INTO broker_subscriptions (client_id, topic, qos, options) VALUES (?, ?, ?, ?)
@@ -783,33 +793,14 @@ export class EmbeddedBrokerPersistence {
    * A span ends at WRITE_BEHIND_MAX_OPS rows too (one statement's JSON stays bounded).
    */
   #deleteRow(seq: number): void {
-    let batch = this.#rowDeletes
-    if (!batch) {
-      // the op owns its array: run again after a rollback, it deletes the same rows
-      const owned: number[] = []
-      this.#rowDeletes = batch = owned
-      const detach = () => {
-        if (this.#rowDeletes === owned) this.#rowDeletes = undefined
-      }
-      this.#w.later(
-        () => {
-          detach()
-          if (owned.length === 1) this.#s.deleteOut.run(owned[0])
-          else this.#s.deleteOuts.run(JSON.stringify(owned))
-        },
-        undefined,
-        // the batch failed (I/O, disk full; reported): these rows stay, their entries are
-        // delivered again after a restart, as after a crash; later deletes start a new op
-        detach,
-      )
-    }
+    const batch = this.#rowDeletes.open()
     batch.push(seq)
-    if (batch.length >= WRITE_BEHIND_MAX_OPS) this.#rowDeletes = undefined
+    if (batch.length >= WRITE_BEHIND_MAX_OPS) this.#rowDeletes.close()
   }
 
   /** An op that writes queue rows is about to be queued: later deletes go in an op after it. */
   #rowsWritten(): void {
-    this.#rowDeletes = undefined
+    this.#rowDeletes.close()
   }
 
   #deleteFanoutRows(packetId: number): void {

@@ -5,7 +5,7 @@ import { messageIdPrefix } from '../../core/ids.js'
 import type { AppId, MessageContent, MessageId, MessageRecord, RegId } from '../../core/model.js'
 import type { Db } from './database.js'
 import { RecentMap } from './recent-map.js'
-import type { SqliteWriter } from './writer.js'
+import { LaterBatch, type SqliteWriter } from './writer.js'
 
 interface MessageRow {
   id: string
@@ -72,7 +72,7 @@ export class EmbeddedMessageStore implements MessageStore {
   /** Message id → its number, for the latest MESSAGE_SEQS_KEPT at least. */
   readonly #seqs = new RecentMap<string, number>(MESSAGE_SEQS_KEPT)
   /** Receipts waiting for the next commit; counted per message in one UPDATE each. */
-  #pendingDelivered: DeliveredBatch | undefined
+  readonly #delivered: LaterBatch<DeliveredBatch>
   /** Dispatched marks waiting for the next commit. */
   readonly #pendingDispatched = new Map<
     MessageId,
@@ -86,6 +86,12 @@ export class EmbeddedMessageStore implements MessageStore {
   constructor(db: Db, writer: SqliteWriter, deviceSeq: (regId: string) => number | undefined) {
     this.#w = writer
     this.#deviceSeq = deviceSeq
+    // a failed batch (I/O, disk full; reported): receipts from then on go in a new one
+    this.#delivered = new LaterBatch(
+      writer,
+      (): DeliveredBatch => ({ messageIds: [], regIds: [], at: [] }),
+      (batch) => this.#flushDelivered(batch),
+    )
     this.#lastSeq = (
       db.prepare('SELECT coalesce(max(seq), 0) AS n FROM messages').get() as { n: number }
     ).n
@@ -236,24 +242,7 @@ export class EmbeddedMessageStore implements MessageStore {
   }
 
   recordDelivered(messageId: MessageId, regId: RegId, at: number): void {
-    let batch = this.#pendingDelivered
-    if (!batch) {
-      // the op owns its batch: run again after a rollback, it writes the same receipts
-      const owned: DeliveredBatch = { messageIds: [], regIds: [], at: [] }
-      this.#pendingDelivered = batch = owned
-      const done = () => {
-        if (this.#pendingDelivered === owned) this.#pendingDelivered = undefined
-      }
-      this.#w.later(
-        () => {
-          done()
-          this.#flushDelivered(owned)
-        },
-        undefined,
-        // its batch failed (I/O, disk full; reported): receipts from now on go in a new one
-        done,
-      )
-    }
+    const batch = this.#delivered.open()
     batch.messageIds.push(messageId)
     batch.regIds.push(regId)
     batch.at.push(at)

@@ -269,3 +269,47 @@ function isConstraintError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')
 }
+
+/**
+ * Items gathered into one write-behind op (`later`): `open()` gives the batch to add to — the
+ * open one, or a new one whose op is queued now, where it stands in the writer's order. The op
+ * owns its batch (run again after a rollback, it writes the same items); once it ran, or its
+ * transaction failed (reported; those items are not written), or after `close()`, the next
+ * `open()` starts a new batch with an op of its own, queued after everything before it.
+ */
+export class LaterBatch<B> {
+  readonly #writer: SqliteWriter
+  readonly #make: () => B
+  readonly #run: (batch: B) => void
+  #open: B | undefined
+
+  constructor(writer: SqliteWriter, make: () => B, run: (batch: B) => void) {
+    this.#writer = writer
+    this.#make = make
+    this.#run = run
+  }
+
+  open(): B {
+    const current = this.#open
+    if (current) return current
+    const owned = this.#make()
+    this.#open = owned
+    const detach = () => {
+      if (this.#open === owned) this.#open = undefined
+    }
+    this.#writer.later(
+      () => {
+        detach()
+        this.#run(owned)
+      },
+      undefined,
+      detach,
+    )
+    return owned
+  }
+
+  /** Items added from now on go in a new op, after whatever is queued meanwhile. */
+  close(): void {
+    this.#open = undefined
+  }
+}
