@@ -13,6 +13,7 @@ import {
   SCENARIOS_OF,
   unicast,
   UNICAST_WARM_UP_SECONDS,
+  DRAIN_CONNECTS_IN_FLIGHT,
   DRAIN_WARM_UP_ROUNDS,
   unicastWarmUp,
 } from './scenarios.js'
@@ -45,6 +46,7 @@ const { values: a } = parseArgs({
     'warm-up-rounds': { type: 'string' },
     'offline-devices': { type: 'string' },
     'offline-messages': { type: 'string' },
+    'connects-in-flight': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -63,7 +65,8 @@ if (a.help || !a.baseline) {
   --warm-up S            fixed-rate: unmeasured seconds of each build, once    [${UNICAST_WARM_UP_SECONDS}]
   --warm-up-rounds N     drain: unmeasured rounds of each build, first         [${DRAIN_WARM_UP_ROUNDS}]
   --offline-devices K    drain: devices that reconnect each round (new ones)   [1000]
-  --offline-messages Q   drain: messages queued for each                       [20]`)
+  --offline-messages Q   drain: messages queued for each                       [20]
+  --connects-in-flight N drain: devices connecting at once, over both workers  [${DRAIN_CONNECTS_IN_FLIGHT}]`)
   process.exit(a.help ? 0 : 1)
 }
 const int = (name: string, v: string) => {
@@ -76,7 +79,7 @@ const USES: Record<string, ReadonlyArray<keyof typeof a>> = {
   broadcast: ['devices', 'to'],
   'closed-loop': ['devices', 'seconds'],
   'fixed-rate': ['devices', 'seconds', 'rate', 'warm-up'],
-  drain: ['offline-devices', 'offline-messages', 'warm-up-rounds'],
+  drain: ['offline-devices', 'offline-messages', 'warm-up-rounds', 'connects-in-flight'],
 }
 const uses = USES[a.scenario]
 if (!uses) throw new Error('--scenario is broadcast, closed-loop, fixed-rate or drain')
@@ -98,6 +101,10 @@ const warmUpRounds =
     : int('warm-up-rounds', a['warm-up-rounds'] ?? String(DRAIN_WARM_UP_ROUNDS))
 const offlineDevices = int('offline-devices', a['offline-devices'] ?? '1000')
 const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
+const connectsInFlight = int(
+  'connects-in-flight',
+  a['connects-in-flight'] ?? String(DRAIN_CONNECTS_IN_FLIGHT),
+)
 if (devicesPer > 18_000 || offlineDevices > 18_000)
   throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
 const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
@@ -201,7 +208,13 @@ try {
     }
   }
   const drain = async (side: Side): Promise<Round> => {
-    const r = await offline(pools[side], targets[side], offlineDevices, offlineMessages)
+    const r = await offline(
+      pools[side],
+      targets[side],
+      offlineDevices,
+      offlineMessages,
+      connectsInFlight,
+    )
     if (r.delivered < r.expected)
       console.error(`  ${side}: ${r.expected - r.delivered} not delivered`)
     return {

@@ -35,6 +35,7 @@ const { values: a } = parseArgs({
     'offline-devices': { type: 'string', default: '1000' },
     'offline-messages': { type: 'string', default: '20' },
     'offline-rounds': { type: 'string', default: '3' },
+    'connects-in-flight': { type: 'string', default: String(scenario.DRAIN_CONNECTS_IN_FLIGHT) },
     'restart-messages': { type: 'string', default: '100000' },
     'broadcast-rounds': { type: 'string', default: '5' },
     workers: { type: 'string', default: '4' },
@@ -57,6 +58,7 @@ if (a.help) {
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
   --offline-rounds R     offline rounds of each target (new devices each); figures are medians [3]
+  --connects-in-flight N offline devices reconnecting at once, over a target's workers [${scenario.DRAIN_CONNECTS_IN_FLIGHT}]
   --restart-messages M   messages queued before kill -9                     [100000]
   --broadcast-rounds B   measured broadcasts of each kind; figures are medians [5]
   --workers W            load-generator processes per target (253 in all)   [4]
@@ -80,6 +82,7 @@ const opts = {
   offlineDevices: int('offline-devices', a['offline-devices']),
   offlineMessages: int('offline-messages', a['offline-messages']),
   offlineRounds: int('offline-rounds', a['offline-rounds']),
+  connectsInFlight: int('connects-in-flight', a['connects-in-flight']),
   restartMessages: int('restart-messages', a['restart-messages']),
   broadcastRounds: int('broadcast-rounds', a['broadcast-rounds']),
   workers: int('workers', a.workers),
@@ -274,7 +277,13 @@ try {
         `  ${t.name}: offline, ${opts.offlineDevices} devices × ${opts.offlineMessages}, ` +
           `round ${i + 1} of ${opts.offlineRounds}`,
       )
-      const r = await scenario.offline(t.pool, t.target, opts.offlineDevices, opts.offlineMessages)
+      const r = await scenario.offline(
+        t.pool,
+        t.target,
+        opts.offlineDevices,
+        opts.offlineMessages,
+        opts.connectsInFlight,
+      )
       offline.set(t, [...(offline.get(t) ?? []), r])
     }
   }

@@ -5,6 +5,8 @@ import type { Target } from './targets/target.js'
 import {
   alternate,
   broadcastSummary,
+  DRAIN_CONNECTS_IN_FLIGHT,
+  offline,
   offlineSummary,
   sliceOf,
   unicastSlice,
@@ -105,6 +107,7 @@ describe('offlineSummary', () => {
     cpuUsPerDelivery: 50,
     expiredDelivered: 0,
     listenOverflows: 0,
+    connectsInFlight: 96,
     ...o,
   })
 
@@ -139,6 +142,56 @@ describe('offlineSummary', () => {
 
   it('refuses no rounds', () => {
     expect(() => offlineSummary([])).toThrow(/no offline rounds/)
+  })
+})
+
+describe('the offline scenario', () => {
+  // a scripted pool and bare-broker target: what the round asks of them
+  const scripted = (size: number) => {
+    const connects: Array<{ clean: boolean; concurrency?: number }> = []
+    const pool = {
+      size,
+      connect: async (_h: string, _p: number, _d: unknown, o: { clean: boolean }) => {
+        connects.push(o)
+        return { ok: 2, failed: 0, ms: 1 }
+      },
+      disconnect: async () => {},
+      reset: async () => {},
+      waitFor: async () => ({ ...emptyWorkerStats(), distinct: 6 }),
+    }
+    const target = {
+      name: 'aedes',
+      host: '127.0.0.1',
+      port: 1,
+      pid: process.pid,
+      subscriptions: ['bench/d/{id}'],
+      makeDevices: async () => [{ clientId: 'd0' }, { clientId: 'd1' }],
+      unicast: async () => {},
+    } as unknown as Target
+    return { connects, pool, target }
+  }
+
+  it("brings the devices back at most DRAIN_CONNECTS_IN_FLIGHT at a time over all workers, below Mosquitto's backlog", async () => {
+    expect(DRAIN_CONNECTS_IN_FLIGHT).toBeLessThan(100)
+    const { connects, pool, target } = scripted(4)
+    const r = await offline(pool, target, 2, 3)
+    // the sessions made, the measured reconnect, the sessions ended (a bare broker)
+    expect(connects.map((c) => c.clean)).toEqual([false, false, true])
+    expect(connects[1]!.concurrency).toBe(DRAIN_CONNECTS_IN_FLIGHT / 4)
+    expect(r).toMatchObject({
+      expected: 6,
+      delivered: 6,
+      connectsInFlight: DRAIN_CONNECTS_IN_FLIGHT,
+    })
+  })
+
+  it('takes another bound, and never less than one a worker', async () => {
+    const two = scripted(2)
+    await offline(two.pool, two.target, 2, 3, 128)
+    expect(two.connects[1]!.concurrency).toBe(64)
+    const many = scripted(8)
+    await offline(many.pool, many.target, 2, 3, 3)
+    expect(many.connects[1]!.concurrency).toBe(1)
   })
 })
 

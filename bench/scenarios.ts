@@ -354,6 +354,17 @@ export const UNICAST_WARM_UP_SECONDS = 8
  */
 export const DRAIN_WARM_UP_ROUNDS = 4
 
+/**
+ * Devices that connect at once, over all load workers, when the offline scenario's devices come
+ * back. Below Mosquitto's listen backlog (100, fixed in its code; Node's is 511), so that no
+ * broker's accept queue overflows: a SYN dropped there is sent again a second later, and a
+ * round with drops measured the kernel's retransmission timer, not the broker. Before the
+ * twenty-third session each worker opened 64 at once (128 in `bench:ab`, 256 in `npm run
+ * bench`); once the load workers got cheaper, Mosquitto dropped SYNs in most rounds
+ * (docs/benchmarks.md, "The load generator's own CPU").
+ */
+export const DRAIN_CONNECTS_IN_FLIGHT = 96
+
 /** A process's resident memory in MB, to 0.1 (the figures' unit in the JSON). */
 export function rssMb(pid: number): number {
   return round(rssBytes(pid) / 2 ** 20, 1)
@@ -536,6 +547,8 @@ export interface OfflineResult {
   expiredDelivered: number | null
   /** Accept-queue drops while the devices reconnected (`listenOverflows`). */
   listenOverflows: number | null
+  /** Devices that connected at once at the reconnect, over all load workers. */
+  connectsInFlight: number
 }
 
 /**
@@ -550,15 +563,16 @@ export const SCENARIOS_OF: Readonly<Record<string, readonly string[]>> = {
 }
 
 /**
- * offline: K new devices away while Q messages each are queued, then all reconnect. One round;
- * `npm run bench` runs several, the targets' rounds alternating, and reports the medians
- * (`offlineSummary`).
+ * offline: K new devices away while Q messages each are queued, then all reconnect,
+ * `connectsInFlight` at a time over all load workers. One round; `npm run bench` runs several,
+ * the targets' rounds alternating, and reports the medians (`offlineSummary`).
  */
 export async function offline(
-  pool: WorkerPool,
+  pool: Pick<WorkerPool, 'connect' | 'disconnect' | 'reset' | 'waitFor' | 'size'>,
   target: Target,
   k: number,
   q: number,
+  connectsInFlight = DRAIN_CONNECTS_IN_FLIGHT,
 ): Promise<OfflineResult> {
   const devices = await target.makeDevices(k)
   // a first connection creates the persistent sessions (the baselines subscribe here)
@@ -578,7 +592,10 @@ export async function offline(
   const cpuBefore = cpuMs(target.pid)
   const t0 = Date.now()
   const [, overflows] = await countingDrops(() =>
-    pool.connect(target.host, target.port, devices, { clean: false }),
+    pool.connect(target.host, target.port, devices, {
+      clean: false,
+      concurrency: Math.max(1, Math.floor(connectsInFlight / pool.size)),
+    }),
   )
   const s = await pool.waitFor((st) => st.distinct >= k * q, 120_000)
   await sleep(100)
@@ -608,6 +625,7 @@ export async function offline(
     cpuUsPerDelivery: round((cpu * 1000) / Math.max(1, s.distinct), 1),
     expiredDelivered,
     listenOverflows: overflows,
+    connectsInFlight,
   }
 }
 
@@ -639,6 +657,7 @@ export function offlineSummary(rounds: readonly OfflineResult[]): OfflineSummary
     cpuUsPerDelivery: median(rounds.map((r) => r.cpuUsPerDelivery)),
     expiredDelivered: sumOrNull((r) => r.expiredDelivered),
     listenOverflows: sumOrNull((r) => r.listenOverflows),
+    connectsInFlight: first.connectsInFlight,
     rounds: [...rounds],
   }
 }

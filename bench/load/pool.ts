@@ -84,6 +84,11 @@ export class WorkerPool {
     return new WorkerPool(workers, firstNet)
   }
 
+  /** How many load workers the pool has. */
+  get size(): number {
+    return this.#workers.length
+  }
+
   /** The workers' process ids. */
   get pids(): number[] {
     return this.#workers.map((w, i) => {
