@@ -35,6 +35,7 @@ const { values: a } = parseArgs({
     'offline-devices': { type: 'string', default: '1000' },
     'offline-messages': { type: 'string', default: '20' },
     'offline-rounds': { type: 'string', default: '3' },
+    'offline-warm-up-rounds': { type: 'string', default: String(scenario.DRAIN_WARM_UP_ROUNDS) },
     'connects-in-flight': { type: 'string', default: String(scenario.DRAIN_CONNECTS_IN_FLIGHT) },
     'restart-messages': { type: 'string', default: '100000' },
     'broadcast-rounds': { type: 'string', default: '5' },
@@ -58,6 +59,7 @@ if (a.help) {
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
   --offline-rounds R     offline rounds of each target (new devices each); figures are medians [3]
+  --offline-warm-up-rounds N  unmeasured offline rounds of each target before them (0: none) [${scenario.DRAIN_WARM_UP_ROUNDS}]
   --connects-in-flight N offline devices reconnecting at once, over a target's workers [${scenario.DRAIN_CONNECTS_IN_FLIGHT}]
   --restart-messages M   messages queued before kill -9                     [100000]
   --broadcast-rounds B   measured broadcasts of each kind; figures are medians [5]
@@ -82,6 +84,10 @@ const opts = {
   offlineDevices: int('offline-devices', a['offline-devices']),
   offlineMessages: int('offline-messages', a['offline-messages']),
   offlineRounds: int('offline-rounds', a['offline-rounds']),
+  offlineWarmUpRounds:
+    a['offline-warm-up-rounds'] === '0'
+      ? 0
+      : int('offline-warm-up-rounds', a['offline-warm-up-rounds']),
   connectsInFlight: int('connects-in-flight', a['connects-in-flight']),
   restartMessages: int('restart-messages', a['restart-messages']),
   broadcastRounds: int('broadcast-rounds', a['broadcast-rounds']),
@@ -271,11 +277,14 @@ try {
   }
   for (const t of holding) await t.pool.disconnect()
   const offline = new Map<Running, scenario.OfflineResult[]>()
-  for (let i = 0; i < opts.offlineRounds; i++) {
+  // the first rounds unmeasured (DRAIN_WARM_UP_ROUNDS: V8 is still compiling in them)
+  for (let i = -opts.offlineWarmUpRounds; i < opts.offlineRounds; i++) {
     for await (const t of inTurn(each('offline'))) {
       console.error(
         `  ${t.name}: offline, ${opts.offlineDevices} devices × ${opts.offlineMessages}, ` +
-          `round ${i + 1} of ${opts.offlineRounds}`,
+          (i < 0
+            ? `warm-up round ${i + opts.offlineWarmUpRounds + 1} of ${opts.offlineWarmUpRounds}`
+            : `round ${i + 1} of ${opts.offlineRounds}`),
       )
       const r = await scenario.offline(
         t.pool,
@@ -284,7 +293,7 @@ try {
         opts.offlineMessages,
         opts.connectsInFlight,
       )
-      offline.set(t, [...(offline.get(t) ?? []), r])
+      if (i >= 0) offline.set(t, [...(offline.get(t) ?? []), r])
     }
   }
   for (const [t, rounds] of offline) t.r.offline = scenario.offlineSummary(rounds)

@@ -347,10 +347,12 @@ async function openLoop(
 export const UNICAST_WARM_UP_SECONDS = 8
 
 /**
- * The offline drain's unmeasured rounds in `npm run bench:ab`, per build: as with the fixed
- * rate, V8 goes on compiling the reconnect and acknowledgement paths for several rounds, on its
- * helper thread, whose CPU counts in the service's (docs/benchmarks.md, "Queue-row deletes
- * gathered, the drain's first rounds, and a baseline's bytes").
+ * The offline drain's unmeasured rounds, per build in `npm run bench:ab` and per target in `npm
+ * run bench` (there since the twenty-third session: run GA's first measured round cost mqpush
+ * 56.5 µs a message, its others 27–28): as with the fixed rate, V8 goes on compiling the
+ * reconnect and acknowledgement paths for several rounds, on its helper thread, whose CPU counts
+ * in the service's (docs/benchmarks.md, "Queue-row deletes gathered, the drain's first rounds,
+ * and a baseline's bytes").
  */
 export const DRAIN_WARM_UP_ROUNDS = 4
 
