@@ -105,6 +105,8 @@ const connectsInFlight = int(
   'connects-in-flight',
   a['connects-in-flight'] ?? String(DRAIN_CONNECTS_IN_FLIGHT),
 )
+// (bench:ab's two load workers a side)
+if (connectsInFlight < 2) throw new Error('--connects-in-flight must be at least 2, one a worker')
 if (devicesPer > 18_000 || offlineDevices > 18_000)
   throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
 const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
@@ -269,7 +271,7 @@ const latency = a.scenario === 'fixed-rate'
 const drained = a.scenario === 'drain'
 const r2 = (x: number) => Math.round(x * 100) / 100
 console.log(
-  `\n${a.scenario}${a.scenario === 'broadcast' ? ` to ${to}` : ''}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`,
+  `\n${a.scenario}${a.scenario === 'broadcast' ? ` to ${to}` : ''}${drained ? `, at most ${connectsInFlight} connects in flight` : ''}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`,
 )
 console.log(
   `| build | CPU per ${unit} | of which user | per second |${latency ? " p50 | p99.8 | p99.8 each round | the sender's latest send each round |" : ''}${drained ? ' drain time | drain time each round | accept-queue drops each round |' : ''} CPU each round |`,

@@ -185,13 +185,17 @@ describe('the offline scenario', () => {
     })
   })
 
-  it('takes another bound, and never less than one a worker', async () => {
+  it('takes another bound, spread evenly (rounded down, and recorded so), and refuses one below a connect a worker', async () => {
     const two = scripted(2)
-    await offline(two.pool, two.target, 2, 3, 128)
+    expect(await offline(two.pool, two.target, 2, 3, 128)).toMatchObject({ connectsInFlight: 128 })
     expect(two.connects[1]!.concurrency).toBe(64)
+    // 96 over 5 workers: 19 each, 95 in all (not 20: 100 would reach Mosquitto's backlog)
+    const five = scripted(5)
+    expect(await offline(five.pool, five.target, 2, 3)).toMatchObject({ connectsInFlight: 95 })
+    expect(five.connects[1]!.concurrency).toBe(19)
     const many = scripted(8)
-    await offline(many.pool, many.target, 2, 3, 3)
-    expect(many.connects[1]!.concurrency).toBe(1)
+    await expect(offline(many.pool, many.target, 2, 3, 7)).rejects.toThrow(/over 8 load workers/)
+    expect(many.connects).toEqual([])
   })
 })
 

@@ -549,7 +549,7 @@ export interface OfflineResult {
   expiredDelivered: number | null
   /** Accept-queue drops while the devices reconnected (`listenOverflows`). */
   listenOverflows: number | null
-  /** Devices that connected at once at the reconnect, over all load workers. */
+  /** Devices that connected at once at the reconnect, over all load workers (at most). */
   connectsInFlight: number
 }
 
@@ -565,8 +565,9 @@ export const SCENARIOS_OF: Readonly<Record<string, readonly string[]>> = {
 }
 
 /**
- * offline: K new devices away while Q messages each are queued, then all reconnect,
- * `connectsInFlight` at a time over all load workers. One round; `npm run bench` runs several,
+ * offline: K new devices away while Q messages each are queued, then all reconnect, at most
+ * `connectsInFlight` at a time over all load workers (the same number each: the bound divided by
+ * the workers, rounded down; a bound below the number of workers is refused). One round; `npm run bench` runs several,
  * the targets' rounds alternating, and reports the medians (`offlineSummary`).
  */
 export async function offline(
@@ -576,6 +577,12 @@ export async function offline(
   q: number,
   connectsInFlight = DRAIN_CONNECTS_IN_FLIGHT,
 ): Promise<OfflineResult> {
+  const perWorker = Math.floor(connectsInFlight / pool.size)
+  if (perWorker < 1) {
+    throw new Error(
+      `${connectsInFlight} connects in flight cannot be spread over ${pool.size} load workers`,
+    )
+  }
   const devices = await target.makeDevices(k)
   // a first connection creates the persistent sessions (the baselines subscribe here)
   await pool.connect(target.host, target.port, devices, {
@@ -596,7 +603,7 @@ export async function offline(
   const [, overflows] = await countingDrops(() =>
     pool.connect(target.host, target.port, devices, {
       clean: false,
-      concurrency: Math.max(1, Math.floor(connectsInFlight / pool.size)),
+      concurrency: perWorker,
     }),
   )
   const s = await pool.waitFor((st) => st.distinct >= k * q, 120_000)
@@ -627,7 +634,7 @@ export async function offline(
     cpuUsPerDelivery: round((cpu * 1000) / Math.max(1, s.distinct), 1),
     expiredDelivered,
     listenOverflows: overflows,
-    connectsInFlight,
+    connectsInFlight: perWorker * pool.size,
   }
 }
 

@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { connectLite, LiteReader, pubackOf } from './mqtt-lite.js'
+import { connectLite, LiteReader, MalformedPacket, pubackOf } from './mqtt-lite.js'
 
 type Seen =
   | ['connack', boolean, number]
@@ -35,7 +35,8 @@ describe('LiteReader', () => {
   it('reads what mqtt-packet writes, split into reads anywhere, and skips the packets it has no use for', () => {
     const rnd = random(7)
     const int = (n: number) => Math.floor(rnd() * n)
-    // payload sizes around each remaining-length boundary (127, 16383, 2097151 bytes)
+    // payload sizes around the first two remaining-length boundaries (127 and 16383 bytes; the
+    // third, a 4-byte length, has a test of its own)
     const sizes = [0, 1, 20, 120, 124, 125, 126, 127, 128, 200, 16_370, 16_383, 16_384, 70_000]
     const topics = ['a', 'mqpush/d/dev-1', 'ünï/cøde', 'x'.repeat(300)]
     for (let round = 0; round < 40; round++) {
@@ -110,14 +111,40 @@ describe('LiteReader', () => {
     expect(seen).toEqual([['publish', 't', 'b'.repeat(300), 1, 9]])
   })
 
-  it('refuses a remaining length of more than four bytes and a topic past the packet', () => {
-    expect(() => recorder().reader.read(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toThrow(
-      /remaining length/,
-    )
-    // PUBLISH of 4 bytes whose topic says 200
-    expect(() => recorder().reader.read(Buffer.from([0x30, 0x04, 0x00, 0xc8, 0x61, 0x62]))).toThrow(
-      /topic past/,
-    )
+  it('reads a packet whose remaining length takes four bytes, in reads of 64 kB', () => {
+    const { seen, reader } = recorder()
+    const payload = Buffer.alloc(2_100_000, 0x63)
+    const p = mqttPacket.generate({
+      cmd: 'publish',
+      topic: 'big',
+      payload,
+      qos: 1,
+      messageId: 3,
+      dup: false,
+      retain: false,
+    })
+    expect(p[4]! & 0x80).toBe(0) // the fourth length byte ends it
+    for (let at = 0; at < p.length; at += 65_536) reader.read(p.subarray(at, at + 65_536))
+    expect(seen).toEqual([['publish', 'big', payload.toString('latin1'), 1, 3]])
+  })
+
+  it('refuses what it cannot read: a 5-byte length, short acknowledgements, a PUBLISH past its end or at QoS 3', () => {
+    const bad: Array<[number[], RegExp]> = [
+      [[0x30, 0xff, 0xff, 0xff, 0xff, 0x01], /remaining length/],
+      [[0x20, 0x01, 0x00], /short CONNACK/],
+      [[0x40, 0x01, 0x00], /short PUBACK/],
+      [[0x90, 0x01, 0x00], /short SUBACK/],
+      [[0x30, 0x01, 0x00], /without a topic/],
+      // a topic of 200 bytes in a packet of 4; a QoS 1 packet without room for its id
+      [[0x30, 0x04, 0x00, 0xc8, 0x61, 0x62], /topic past/],
+      [[0x32, 0x03, 0x00, 0x01, 0x61], /topic past/],
+      [[0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01], /both QoS bits/],
+    ]
+    for (const [bytes, message] of bad) {
+      const read = () => recorder().reader.read(Buffer.from(bytes))
+      expect(read, message.source).toThrow(MalformedPacket)
+      expect(read, message.source).toThrow(message)
+    }
   })
 
   it('makes the PUBACK mqtt-packet makes', () => {
@@ -161,6 +188,7 @@ describe('connectLite', () => {
         }
       })
       s.on('data', (d) => parser.parse(d))
+      s.on('error', () => {})
     })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
@@ -180,12 +208,34 @@ describe('connectLite', () => {
       await expect
         .poll(() => got.filter((p) => p.cmd === 'puback').map((p) => p.messageId))
         .toEqual([5, 6, 7])
-      // (after the split message: the scripted broker writes its PUBACK between any two writes)
+      // (only now: the scripted broker would write its PUBACK between the halves of the third)
       await c.publish('out/x', 'hello')
       expect(got.find((p) => p.cmd === 'publish')).toMatchObject({ topic: 'out/x', qos: 1 })
     } finally {
       c.close()
       peer?.destroy()
+      server.close()
+    }
+  })
+
+  it('fails its waiting publishes when a malformed packet closes it after its connect', async () => {
+    const server = createServer((s) => {
+      s.once('data', () => {
+        s.write(Buffer.from([0x20, 0x02, 0x00, 0x00]))
+        // the PUBLISH from the device: answered with a PUBLISH at QoS 3
+        s.once('data', () => s.write(Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])))
+      })
+      s.on('error', () => {})
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as AddressInfo
+    const c = connectLite({ host: '127.0.0.1', port, clientId: 'd3', clean: true, onMessage() {} })
+    try {
+      await c.connected
+      await expect(c.publish('out/x', 'hello')).rejects.toThrow('closed before its PUBACK')
+    } finally {
+      c.close()
       server.close()
     }
   })
