@@ -8,7 +8,7 @@ import {
   warnWithoutHarnessFlags,
   workerNodeFlags,
 } from './load/pool.js'
-import { renderMarkdown, type BenchReport } from './report.js'
+import { benchEnvironment, renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
@@ -124,6 +124,7 @@ const report: BenchReport = {
     serviceNodeFlags: [...SERVICE_NODE_FLAGS],
   },
   options: { ...opts, scenarios: [...opts.scenarios] },
+  environment: benchEnvironment(),
   results: {},
 }
 

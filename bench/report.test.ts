@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { renderMarkdown, type BenchReport } from './report.js'
+import { benchEnvironment, renderMarkdown, type BenchReport } from './report.js'
 
 const report = (results: BenchReport['results']): BenchReport => ({
   startedAt: '2026-12-06T00:00:00.000Z',
@@ -182,5 +182,25 @@ describe('renderMarkdown', () => {
     const cells = (line: string) => line.split(' | ').length
     const [header, , ...rows] = md.split('\n').filter((l) => l.startsWith('|'))
     for (const row of rows) expect(cells(row)).toBe(cells(header!))
+  })
+})
+
+describe('the environment a run had', () => {
+  it('keeps the MQPUSH_BENCH_* variables, by name, and nothing else', () => {
+    expect(
+      benchEnvironment({
+        PATH: '/usr/bin',
+        MQPUSH_BENCH_NODE_ARGS: '--cpu-prof',
+        MQPUSH_BENCH_ENVELOPE: '1',
+        MQPUSH_DATA_DIR: '/tmp/x',
+      }),
+    ).toEqual({ MQPUSH_BENCH_ENVELOPE: '1', MQPUSH_BENCH_NODE_ARGS: '--cpu-prof' })
+  })
+
+  it('is named in the Markdown when a run had any, and not otherwise', () => {
+    const withEnv = renderMarkdown({ ...report({}), environment: { MQPUSH_BENCH_ENVELOPE: '1' } })
+    expect(withEnv).toContain('Environment: {"MQPUSH_BENCH_ENVELOPE":"1"}')
+    expect(renderMarkdown({ ...report({}), environment: {} })).not.toContain('Environment')
+    expect(renderMarkdown(report({}))).not.toContain('Environment')
   })
 })

@@ -15,6 +15,8 @@ export interface BenchReport {
     serviceNodeFlags?: string[]
   }
   options: Record<string, unknown>
+  /** The MQPUSH_BENCH_* variables the run had (absent in reports before them; `benchEnvironment`) */
+  environment?: Record<string, string>
   /** target → scenario → figures */
   results: Record<string, Record<string, any>>
 }
@@ -278,6 +280,19 @@ function ratioOf(m: number | undefined, b: number | undefined): string {
   return `${(m / b).toFixed(2)}×`
 }
 
+/**
+ * The MQPUSH_BENCH_* variables in `env`, by name: they change what a run measures (a baseline's
+ * payloads, the processes' node flags), so a report says which it ran with.
+ */
+export function benchEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const k of Object.keys(env).sort()) {
+    const v = env[k]
+    if (k.startsWith('MQPUSH_BENCH_') && v !== undefined) out[k] = v
+  }
+  return out
+}
+
 export function renderMarkdown(report: BenchReport): string {
   const r = report.results
   const m = r.mqpush ?? {}
@@ -288,7 +303,10 @@ export function renderMarkdown(report: BenchReport): string {
   const ifFloor = (text: string) => (floor ? text : '')
   const lines = [
     `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}. ` +
-      `Options: ${JSON.stringify(report.options)}`,
+      `Options: ${JSON.stringify(report.options)}` +
+      (report.environment && Object.keys(report.environment).length > 0
+        ? `. Environment: ${JSON.stringify(report.environment)}`
+        : ''),
     '',
     "Figures measured in rounds are medians (the fixed rate's: over all its messages), with " +
       'the lowest and highest round or 2 s slice in brackets; a budget verdict against a ' +
