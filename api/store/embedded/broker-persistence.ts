@@ -320,8 +320,8 @@ export class EmbeddedBrokerPersistence {
   readonly #unsettled = new Set<string>()
   #nextSeq = 1
   #nextPacketId = 1
-  /** Rows of enqueueRecoverable not yet written (see #deferredRowsBatch). */
-  #deferredRows: DeferredRows | undefined
+  /** Rows of enqueueRecoverable not yet written, in one op of the deferred lane each batch. */
+  readonly #deferredRows: LaterBatch<DeferredRows>
   /** A failed batch of deferred rows, for the next batch to take along. */
   #unwrittenRows: DeferredRows | undefined
   /**
@@ -341,6 +341,35 @@ export class EmbeddedBrokerPersistence {
       (seqs) => {
         if (seqs.length === 1) this.#s.deleteOut.run(seqs[0])
         else this.#s.deleteOuts.run(JSON.stringify(seqs))
+      },
+    )
+    this.#deferredRows = new LaterBatch(
+      writer,
+      (): DeferredRows => {
+        const owned: DeferredRows = { packets: [], entries: [], clients: [], written: new Set() }
+        // the rows of a failed batch go along with the next one
+        const unwritten = this.#unwrittenRows
+        if (unwritten) {
+          this.#unwrittenRows = undefined
+          appendRows(owned, unwritten)
+        }
+        return owned
+      },
+      (rows) => this.#writeDeferred(rows),
+      {
+        lane: 'deferred',
+        committed: (rows) => {
+          for (const p of rows.written) p.deferred = false
+          for (const e of rows.entries) if (e.row === 'deferred') e.row = undefined
+        },
+        // the batch failed (I/O, disk full; reported, and the pipeline's marks queued after
+        // these failed with it, so their messages stay accepted): the next batch takes along
+        // what is still queued
+        failed: (rows) => {
+          const carried = this.#unwrittenRows
+          if (!carried) this.#unwrittenRows = rows
+          else appendRows(carried, rows) // two batches of one transaction failed, in this order
+        },
       },
     )
     this.#s = {
@@ -900,7 +929,7 @@ export class EmbeddedBrokerPersistence {
     // The current batch of deferred rows leaves the lane with it: later rows start a new one,
     // whose op is queued before their messages' marks (found in review: rows joining the batch
     // that left were not in the transaction of their marks)
-    this.#deferredRows = undefined
+    this.#deferredRows.close()
     this.#rowsWritten()
     await this.#w.commit(() => {
       if (inline) {
@@ -970,45 +999,14 @@ export class EmbeddedBrokerPersistence {
 
   /** The batch of deferred rows that the next op of the deferred lane writes. */
   #deferredRowsBatch(): DeferredRows {
-    const current = this.#deferredRows
-    if (current && current.entries.length < WRITE_BEHIND_MAX_OPS) return current
-    if (current) {
+    const current = this.#deferredRows.current
+    if (current && current.entries.length >= WRITE_BEHIND_MAX_OPS) {
       // a full batch goes at once (a transaction of many thousand rows would hold the event
       // loop); the next one starts here, behind it in the lane
-      this.#deferredRows = undefined
+      this.#deferredRows.close()
       this.#w.soon()
     }
-    // the op owns its batch: run again after a rollback, it writes the same rows
-    const owned: DeferredRows = { packets: [], entries: [], clients: [], written: new Set() }
-    this.#deferredRows = owned
-    const detach = () => {
-      if (this.#deferredRows === owned) this.#deferredRows = undefined
-    }
-    this.#w.deferred(
-      () => {
-        detach()
-        this.#writeDeferred(owned)
-      },
-      () => {
-        for (const p of owned.written) p.deferred = false
-        for (const e of owned.entries) if (e.row === 'deferred') e.row = undefined
-      },
-      () => {
-        // the batch failed (I/O, disk full; reported, and the pipeline's marks queued after
-        // these failed with it, so their messages stay accepted): the next batch takes along
-        // what is still queued
-        detach()
-        const carried = this.#unwrittenRows
-        if (!carried) this.#unwrittenRows = owned
-        else appendRows(carried, owned) // two batches of one transaction failed, in this order
-      },
-    )
-    const unwritten = this.#unwrittenRows
-    if (unwritten) {
-      this.#unwrittenRows = undefined
-      appendRows(owned, unwritten)
-    }
-    return owned
+    return this.#deferredRows.open()
   }
 
   /** Writes the packets and queue rows of a deferred batch that are still queued (a writer op). */

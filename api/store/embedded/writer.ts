@@ -271,22 +271,43 @@ function isConstraintError(err: unknown): boolean {
 }
 
 /**
- * Items gathered into one write-behind op (`later`): `open()` gives the batch to add to — the
- * open one, or a new one whose op is queued now, where it stands in the writer's order. The op
- * owns its batch (run again after a rollback, it writes the same items); once it ran, or its
- * transaction failed (reported; those items are not written), or after `close()`, the next
- * `open()` starts a new batch with an op of its own, queued after everything before it.
+ * Items gathered into one write-behind op (`later`, or `deferred` in the deferred lane): `open()`
+ * gives the batch to add to — the open one, or a new one whose op is queued now, where it stands
+ * in the writer's order. The op owns its batch (run again after a rollback, it writes the same
+ * items); once it ran, or its transaction failed (reported; those items are not written, and
+ * `failed` gets the batch), or after `close()`, the next `open()` starts a new batch with an op
+ * of its own, queued after everything before it. `committed` gets a batch once it is durable.
  */
 export class LaterBatch<B> {
   readonly #writer: SqliteWriter
   readonly #make: () => B
   readonly #run: (batch: B) => void
+  readonly #o: {
+    lane?: 'later' | 'deferred'
+    committed?: (batch: B) => void
+    failed?: (batch: B) => void
+  }
   #open: B | undefined
 
-  constructor(writer: SqliteWriter, make: () => B, run: (batch: B) => void) {
+  constructor(
+    writer: SqliteWriter,
+    make: () => B,
+    run: (batch: B) => void,
+    o: {
+      lane?: 'later' | 'deferred'
+      committed?: (batch: B) => void
+      failed?: (batch: B) => void
+    } = {},
+  ) {
     this.#writer = writer
     this.#make = make
     this.#run = run
+    this.#o = o
+  }
+
+  /** The open batch, if any (to decide whether it is full). */
+  get current(): B | undefined {
+    return this.#open
   }
 
   open(): B {
@@ -297,14 +318,18 @@ export class LaterBatch<B> {
     const detach = () => {
       if (this.#open === owned) this.#open = undefined
     }
-    this.#writer.later(
-      () => {
-        detach()
-        this.#run(owned)
-      },
-      undefined,
-      detach,
-    )
+    const { lane, committed, failed } = this.#o
+    const op = () => {
+      detach()
+      this.#run(owned)
+    }
+    const onCommitted = committed && (() => committed(owned))
+    const onFailed = () => {
+      detach()
+      failed?.(owned)
+    }
+    if (lane === 'deferred') this.#writer.deferred(op, onCommitted, onFailed)
+    else this.#writer.later(op, onCommitted, onFailed)
     return owned
   }
 
