@@ -582,6 +582,28 @@ describe('EmbeddedBrokerPersistence recoverable enqueues (the message pipeline�
     b.crash()
   })
 
+  it('deletes an entry’s row and packet when it is acknowledged after the deferred lane wrote them', async () => {
+    // the same process throughout: once the deferred lane has committed, the entry and its
+    // packet are ordinary rows, and an acknowledgement must delete them (not drop them as
+    // never written)
+    const a = await open()
+    await a.p.enqueueRecoverable([{ clientId: 'c1' }, { clientId: 'c2' }], packet(1))
+    a.writer.flush()
+    expect(rowClients(a.db)).toEqual(['c1', 'c2'])
+    expect(count(a.db, 'broker_packets')).toBe(1)
+    await ack(a.p, 'c1', 1, 1)
+    a.writer.flush()
+    expect(rowClients(a.db)).toEqual(['c2'])
+    expect(count(a.db, 'broker_packets')).toBe(1) // c2's entry still holds it
+    await ack(a.p, 'c2', 1, 2)
+    a.writer.flush()
+    expect(count(a.db, 'broker_outgoing') + count(a.db, 'broker_packets')).toBe(0)
+    a.crash()
+    const b = await open(a.dataDir)
+    for (const c of ['c1', 'c2']) expect(await list(b.p.outgoingStream({ id: c }))).toEqual([])
+    b.crash()
+  })
+
   it('makes the message’s dispatched mark durable with its queue, never before', async () => {
     // the pipeline: message accepted (durable), enqueued recoverably, marked dispatched; a
     // later push's commit must not make the mark durable while the queue row is not
