@@ -13,7 +13,7 @@ import {
   SCENARIOS_OF,
   unicast,
   UNICAST_WARM_UP_SECONDS,
-  DRAIN_CONNECTS_IN_FLIGHT,
+  CONNECTS_IN_FLIGHT,
   DRAIN_WARM_UP_ROUNDS,
   unicastWarmUp,
 } from './scenarios.js'
@@ -66,7 +66,7 @@ if (a.help || !a.baseline) {
   --warm-up-rounds N     drain: unmeasured rounds of each build, first         [${DRAIN_WARM_UP_ROUNDS}]
   --offline-devices K    drain: devices that reconnect each round (new ones)   [1000]
   --offline-messages Q   drain: messages queued for each                       [20]
-  --connects-in-flight N drain: devices connecting at once, over both workers  [${DRAIN_CONNECTS_IN_FLIGHT}]`)
+  --connects-in-flight N drain: devices connecting at once, over both workers  [${CONNECTS_IN_FLIGHT}]`)
   process.exit(a.help ? 0 : 1)
 }
 const int = (name: string, v: string) => {
@@ -103,7 +103,7 @@ const offlineDevices = int('offline-devices', a['offline-devices'] ?? '1000')
 const offlineMessages = int('offline-messages', a['offline-messages'] ?? '20')
 const connectsInFlight = int(
   'connects-in-flight',
-  a['connects-in-flight'] ?? String(DRAIN_CONNECTS_IN_FLIGHT),
+  a['connects-in-flight'] ?? String(CONNECTS_IN_FLIGHT),
 )
 // (bench:ab's two load workers a side)
 if (connectsInFlight < 2) throw new Error('--connects-in-flight must be at least 2, one a worker')

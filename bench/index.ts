@@ -36,7 +36,7 @@ const { values: a } = parseArgs({
     'offline-messages': { type: 'string', default: '20' },
     'offline-rounds': { type: 'string', default: '3' },
     'offline-warm-up-rounds': { type: 'string', default: String(scenario.DRAIN_WARM_UP_ROUNDS) },
-    'connects-in-flight': { type: 'string', default: String(scenario.DRAIN_CONNECTS_IN_FLIGHT) },
+    'connects-in-flight': { type: 'string', default: String(scenario.CONNECTS_IN_FLIGHT) },
     'restart-messages': { type: 'string', default: '100000' },
     'broadcast-rounds': { type: 'string', default: '5' },
     workers: { type: 'string', default: '4' },
@@ -60,7 +60,7 @@ if (a.help) {
   --offline-messages Q   messages queued per offline device                 [20]
   --offline-rounds R     offline rounds of each target (new devices each); figures are medians [3]
   --offline-warm-up-rounds N  unmeasured offline rounds of each target before them (0: none) [${scenario.DRAIN_WARM_UP_ROUNDS}]
-  --connects-in-flight N offline devices reconnecting at once, over a target's workers [${scenario.DRAIN_CONNECTS_IN_FLIGHT}]
+  --connects-in-flight N devices connecting at once (hold, offline), over a target's workers [${scenario.CONNECTS_IN_FLIGHT}]
   --restart-messages M   messages queued before kill -9                     [100000]
   --broadcast-rounds B   measured broadcasts of each kind; figures are medians [5]
   --workers W            load-generator processes per target (253 in all)   [4]
@@ -211,7 +211,7 @@ try {
   )
   for await (const t of inTurn(holding)) {
     console.error(`  ${t.name}: hold, ${opts.devices} devices`)
-    const h = await scenario.hold(t.pool, t.target, opts.devices)
+    const h = await scenario.hold(t.pool, t.target, opts.devices, opts.connectsInFlight)
     t.r.hold = h.result
     t.devices = h.devices
   }

@@ -5,7 +5,8 @@ import type { Target } from './targets/target.js'
 import {
   alternate,
   broadcastSummary,
-  DRAIN_CONNECTS_IN_FLIGHT,
+  CONNECTS_IN_FLIGHT,
+  hold,
   offline,
   offlineSummary,
   sliceOf,
@@ -145,7 +146,7 @@ describe('offlineSummary', () => {
   })
 })
 
-describe('the offline scenario', () => {
+describe('the offline and hold scenarios: connects in flight', () => {
   // a scripted pool and bare-broker target: what the round asks of them
   const scripted = (size: number) => {
     const connects: Array<{ clean: boolean; concurrency?: number }> = []
@@ -171,17 +172,18 @@ describe('the offline scenario', () => {
     return { connects, pool, target }
   }
 
-  it("brings the devices back at most DRAIN_CONNECTS_IN_FLIGHT at a time over all workers, below Mosquitto's backlog", async () => {
-    expect(DRAIN_CONNECTS_IN_FLIGHT).toBeLessThan(100)
+  it("brings the devices back at most CONNECTS_IN_FLIGHT at a time over all workers, below Mosquitto's backlog", async () => {
+    expect(CONNECTS_IN_FLIGHT).toBeLessThan(100)
     const { connects, pool, target } = scripted(4)
     const r = await offline(pool, target, 2, 3)
     // the sessions made, the measured reconnect, the sessions ended (a bare broker)
     expect(connects.map((c) => c.clean)).toEqual([false, false, true])
-    expect(connects[1]!.concurrency).toBe(DRAIN_CONNECTS_IN_FLIGHT / 4)
+    // every connect of the round, the unmeasured ones too, keeps below the backlog
+    expect(connects.map((c) => c.concurrency)).toEqual(Array(3).fill(CONNECTS_IN_FLIGHT / 4))
     expect(r).toMatchObject({
       expected: 6,
       delivered: 6,
-      connectsInFlight: DRAIN_CONNECTS_IN_FLIGHT,
+      connectsInFlight: CONNECTS_IN_FLIGHT,
     })
   })
 
@@ -197,6 +199,17 @@ describe('the offline scenario', () => {
     await expect(offline(many.pool, many.target, 2, 3, 7)).rejects.toThrow(/over 8 load workers/)
     expect(many.connects).toEqual([])
   })
+
+  it('connects the hold scenario’s devices under the same bound, and refuses one below a connect a worker', async () => {
+    const five = scripted(5)
+    const { result } = await hold(five.pool, five.target, 2)
+    // the warm-up devices (none of 2) and the measured ones: 19 a worker, 95 recorded
+    expect(five.connects.map((c) => c.concurrency)).toEqual([19, 19])
+    expect(result.connectsInFlight).toBe(95)
+    const many = scripted(8)
+    await expect(hold(many.pool, many.target, 2, 7)).rejects.toThrow(/over 8 load workers/)
+    expect(many.connects).toEqual([])
+  }, 10_000)
 })
 
 describe('sliceOf', () => {

@@ -28,6 +28,8 @@ export interface HoldResult {
   rssBeforeMb: number
   rssAfterMb: number
   bytesPerDevice: number
+  /** Devices that connected at once, over all load workers (at most). */
+  connectsInFlight: number
 }
 
 /**
@@ -46,14 +48,19 @@ async function countingDrops<T>(connect: () => Promise<T>): Promise<[T, number |
   return [result, before === undefined || after === undefined ? null : after - before]
 }
 
-/** hold: N devices connect with persistent sessions and stay; memory per connected device. */
+/**
+ * hold: N devices connect with persistent sessions and stay, at most `connectsInFlight` at a
+ * time over all load workers (as `offline`); connect rate, memory per connected device.
+ */
 export async function hold(
-  pool: WorkerPool,
+  pool: Pick<WorkerPool, 'connect' | 'size'>,
   target: Target,
   n: number,
+  connectsInFlight = CONNECTS_IN_FLIGHT,
 ): Promise<{ result: HoldResult; devices: DeviceCreds[] }> {
+  const perWorker = connectsPerWorker(connectsInFlight, pool.size)
   const devices = await target.makeDevices(n)
-  const o = { clean: false, subscribe: target.subscriptions }
+  const o = { clean: false, subscribe: target.subscriptions, concurrency: perWorker }
   const warmUp = Math.min(WARM_UP_DEVICES, Math.floor(n / 10))
   const w = await pool.connect(target.host, target.port, devices.slice(0, warmUp), o)
   await sleep(1500)
@@ -78,6 +85,7 @@ export async function hold(
       rssBeforeMb: round(before / 2 ** 20, 1),
       rssAfterMb: round(after / 2 ** 20, 1),
       bytesPerDevice: Math.round((after - before) / Math.max(1, c.ok)),
+      connectsInFlight: perWorker * pool.size,
     },
   }
 }
@@ -357,15 +365,32 @@ export const UNICAST_WARM_UP_SECONDS = 8
 export const DRAIN_WARM_UP_ROUNDS = 4
 
 /**
- * Devices that connect at once, over all load workers, when the offline scenario's devices come
- * back. Below Mosquitto's listen backlog (100, fixed in its code; Node's is 511), so that no
- * broker's accept queue overflows: a SYN dropped there is sent again a second later, and a
- * round with drops measured the kernel's retransmission timer, not the broker. Before the
- * twenty-third session each worker opened 64 at once (128 in `bench:ab`, 256 in `npm run
- * bench`); once the load workers got cheaper, Mosquitto dropped SYNs in most rounds
- * (docs/benchmarks.md, "The load generator's own CPU").
+ * Devices that connect at once, over all load workers: the hold scenario's devices, and the
+ * offline scenario's when they come back (and when they first create their sessions). Below
+ * Mosquitto's listen backlog (100, fixed in its code; Node's is 511), so that no broker's accept
+ * queue overflows: a SYN dropped there is sent again a second later, and a round with drops
+ * measured the kernel's retransmission timer, not the broker. Before the twenty-third session
+ * each worker opened 64 at once (128 in `bench:ab`, 256 in `npm run bench`); once the load
+ * workers got cheaper, Mosquitto dropped SYNs in most drain rounds (docs/benchmarks.md, "The
+ * load generator's own CPU"). The hold scenario took the bound in the twenty-fourth session
+ * (Mosquitto had dropped 162–229 SYNs in each full run's hold).
  */
-export const DRAIN_CONNECTS_IN_FLIGHT = 96
+export const CONNECTS_IN_FLIGHT = 96
+
+/**
+ * The connects each of `workers` load workers keeps in flight for a bound over all of them: the
+ * same number each, rounded down (what the bound really was is this times the workers). A bound
+ * below one connect a worker is refused.
+ */
+export function connectsPerWorker(connectsInFlight: number, workers: number): number {
+  const perWorker = Math.floor(connectsInFlight / workers)
+  if (perWorker < 1) {
+    throw new Error(
+      `${connectsInFlight} connects in flight cannot be spread over ${workers} load workers`,
+    )
+  }
+  return perWorker
+}
 
 /** A process's resident memory in MB, to 0.1 (the figures' unit in the JSON). */
 export function rssMb(pid: number): number {
@@ -575,19 +600,15 @@ export async function offline(
   target: Target,
   k: number,
   q: number,
-  connectsInFlight = DRAIN_CONNECTS_IN_FLIGHT,
+  connectsInFlight = CONNECTS_IN_FLIGHT,
 ): Promise<OfflineResult> {
-  const perWorker = Math.floor(connectsInFlight / pool.size)
-  if (perWorker < 1) {
-    throw new Error(
-      `${connectsInFlight} connects in flight cannot be spread over ${pool.size} load workers`,
-    )
-  }
+  const perWorker = connectsPerWorker(connectsInFlight, pool.size)
   const devices = await target.makeDevices(k)
   // a first connection creates the persistent sessions (the baselines subscribe here)
   await pool.connect(target.host, target.port, devices, {
     clean: false,
     subscribe: target.subscriptions,
+    concurrency: perWorker,
   })
   await pool.disconnect()
   for (let j = 0; j < q; j++) await target.unicast(devices, `id=q${j}`)
@@ -616,7 +637,10 @@ export async function offline(
   // mqpush refuses clean sessions (CONNACK 5): a device's session lasts as long as its
   // registration, and the round's devices stay registered, as an app's would
   if (!isMqpush(target)) {
-    const ended = await pool.connect(target.host, target.port, devices, { clean: true })
+    const ended = await pool.connect(target.host, target.port, devices, {
+      clean: true,
+      concurrency: perWorker,
+    })
     if (ended.failed > 0) {
       console.error(
         `  ${target.name}: ${ended.failed} sessions not ended after the round: ${ended.firstError}`,
