@@ -8,7 +8,7 @@
  * On a 2-core machine such bursts can take both cores from the service's own thread and from
  * whatever else runs beside it, and the latency of pushes grows with them. One helper thread
  * keeps the collector's work beside the main thread without taking every core. Measured in
- * docs/benchmarks.md ("The service's V8 thread pool"); when to change it: docs/operations.md.
+ * docs/benchmarks-log.md ("The service's V8 thread pool"); when to change it: docs/operations.md.
  *
  * `--heap-growing-percent=100`: after each full collection V8 lets the old generation grow to
  * twice what survived before the next one. Left to itself, V8 grew it by 10–20 % here (and by
@@ -16,7 +16,7 @@
  * full collection came every 5–10 s, each 76–182 ms of marking beside the service's work, and
  * the bench's slices it fell in had a p99.8 of 8–58 ms. With the flag they come several times
  * less often, for a heap up to twice the live data between them (in every mode of V8's, idle
- * included). Measured in docs/benchmarks.md ("The fixed rate's first seconds, and the full
+ * included). Measured in docs/benchmarks-log.md ("The fixed rate's first seconds, and the full
  * collections"); its memory price and how to leave it out: docs/operations.md.
  */
 export const SERVICE_NODE_FLAGS: readonly string[] = [

@@ -193,7 +193,7 @@ const ROWS: Row[] = [
     budget: (m, b) => (b.mosquitto === undefined ? '' : verdict(m <= b.mosquitto, '≤ Mosquitto')),
     against: 'mosquitto',
     // each drop costs that device a second: Mosquitto's rounds are then the backlog's, not its
-    // drain's (docs/benchmarks.md, "The offline drain measured again")
+    // drain's (docs/benchmarks-log.md, "The offline drain measured again")
     caveat: (results) => {
       const dropsOf = (t: string) => (results[t]?.offline?.listenOverflows as number | null) ?? 0
       const mosquitto = dropsOf('mosquitto')

@@ -349,7 +349,7 @@ async function openLoop(
  * broker's start. A push through mqpush runs a few hundred functions that V8 goes on optimizing
  * for some 5 s under load; after the 2 s warm-up the bench had until the seventeenth session,
  * the service's one V8 helper thread was still compiling (~20 optimizations a second) in the
- * first measured seconds, whose p99.8 was about twice the later seconds' (docs/benchmarks.md,
+ * first measured seconds, whose p99.8 was about twice the later seconds' (docs/benchmarks-log.md,
  * "The fixed rate's first seconds"). The warm-up's own tail is still reported.
  */
 export const UNICAST_WARM_UP_SECONDS = 8
@@ -359,7 +359,7 @@ export const UNICAST_WARM_UP_SECONDS = 8
  * run bench` (there since the twenty-third session: run GA's first measured round cost mqpush
  * 56.5 µs a message, its others 27–28): as with the fixed rate, V8 goes on compiling the
  * reconnect and acknowledgement paths for several rounds, on its helper thread, whose CPU counts
- * in the service's (docs/benchmarks.md, "Queue-row deletes gathered, the drain's first rounds,
+ * in the service's (docs/benchmarks-log.md, "Queue-row deletes gathered, the drain's first rounds,
  * and a baseline's bytes").
  */
 export const DRAIN_WARM_UP_ROUNDS = 4
@@ -371,7 +371,7 @@ export const DRAIN_WARM_UP_ROUNDS = 4
  * queue overflows: a SYN dropped there is sent again a second later, and a round with drops
  * measured the kernel's retransmission timer, not the broker. Before the twenty-third session
  * each worker opened 64 at once (128 in `bench:ab`, 256 in `npm run bench`); once the load
- * workers got cheaper, Mosquitto dropped SYNs in most drain rounds (docs/benchmarks.md, "The
+ * workers got cheaper, Mosquitto dropped SYNs in most drain rounds (docs/benchmarks-log.md, "The
  * load generator's own CPU"). The hold scenario took the bound in the twenty-fourth session
  * (Mosquitto had dropped 162–229 SYNs in each full run's hold).
  */

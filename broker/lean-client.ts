@@ -195,7 +195,7 @@ function parserMethods(parser: any, maxPacketBytes: number): ParserMethods {
      * messageId), in order and synchronously as its loop does; the rest of the chunk goes to
      * mqtt-packet's `parse`. A device acknowledges every message it gets: mqtt-packet's state
      * machine (four steps, a buffer list, eight debug calls) cost ~0.6 µs per PUBACK, this
-     * ~0.02 µs (docs/benchmarks.md, twenty-first session). MQTT 5, whose PUBACK of length 2
+     * ~0.02 µs (docs/benchmarks-log.md, twenty-first session). MQTT 5, whose PUBACK of length 2
      * also gets a reason code, is left to mqtt-packet.
      */
     parse(buf: Buffer): number {

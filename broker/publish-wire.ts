@@ -4,7 +4,7 @@
  * none). `generate` builds each packet from six or so small writes into a buffer list and a
  * `Buffer.concat`, with a debug call per packet; a reconnecting device's queue head (many small
  * packets, one write) then paid a buffer per packet and a second copy of all of them
- * (docs/benchmarks.md, twenty-first session).
+ * (docs/benchmarks-log.md, twenty-first session).
  */
 
 /** The most an MQTT remaining length can say (four bytes of seven bits). */

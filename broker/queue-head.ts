@@ -60,7 +60,7 @@ const SHORTCUT = Symbol.for('mqpush.queue-head.pipeline-shortcut')
  * was the whole queue there is nothing to pipe, yet Node's `pipeline` costs every such connect
  * an `AbortController`, the `DOMException` (and its stack trace) that aborting it at the end
  * makes, end-of-stream listeners on both streams, and the transform's turns: 7–20 % of the
- * service's CPU per delivered message in a drain (docs/benchmarks.md, nineteenth session).
+ * service's CPU per delivered message in a drain (docs/benchmarks-log.md, nineteenth session).
  *
  * This replaces `stream.pipeline`, once per process, by a function that calls Node's own for
  * everything but those calls — three arguments, the first a stream `wroteWholeQueue` knows

@@ -181,7 +181,7 @@ export interface LiteHandlers {
  * ran ~20 % of a core the whole time: mqtt-packet's `parse` and `bl`'s `get` were deoptimized
  * ("wrong map") and compiled again 13–14 times in a three-round run. On this 2-core machine the
  * generator's CPU is taken from the broker's: each broker's thread waited on the run queue for
- * ~45 % of the drain (twenty-third session in docs/benchmarks.md).
+ * ~45 % of the drain (twenty-third session in docs/benchmarks-log.md).
  */
 export class LiteReader {
   readonly #h: LiteHandlers

@@ -9,9 +9,9 @@ import type { DeviceCreds, WorkerReply, WorkerRequest, WorkerStats } from './pro
  * collecting at once held both cores for tens of milliseconds while the broker under test waited
  * to run, and every target's latency tail grew with it. With its collections on its main thread
  * alone, a harness process takes at most one core, as its other work does. The measurements are
- * in docs/benchmarks.md ("The load generator's garbage collections"). The brokers under test run
- * as users run them: mqpush with its own flags (api/runtime-flags.ts), the baselines with Node's
- * defaults.
+ * in docs/benchmarks-log.md ("The load generator's garbage collections"). The brokers under test
+ * run as users run them: mqpush with its own flags (api/runtime-flags.ts), the baselines with
+ * Node's defaults.
  */
 export const HARNESS_NODE_FLAGS: readonly string[] = ['--single-threaded-gc']
 
@@ -155,7 +155,7 @@ export class WorkerPool {
    * about a second into the phase the measured target's workers (four in `npm run bench`)
    * scavenged at once, 7–16 ms each on their main threads under `--single-threaded-gc`; both
    * cores were theirs, and every target's deliveries of that moment were late by up to ~50 ms,
-   * the bare brokers' too (fifteenth session, docs/benchmarks.md). The connects' garbage, which
+   * the bare brokers' too (fifteenth session, docs/benchmarks-log.md). The connects' garbage, which
    * these collections were for, goes in the fixed rate's unmeasured warm-up, or in an earlier
    * scenario's resets.
    */

@@ -43,7 +43,7 @@ function context(i: number): SendContext {
 
 // Every hidden class V8 makes lives in the old generation; four per push, with their
 // descriptors, were 42 % of the service's old-generation garbage under load
-// (docs/benchmarks.md, sixteenth session)
+// (docs/benchmarks-log.md, sixteenth session)
 describe('objects made for every push share their hidden classes', () => {
   let store: EmbeddedStore | undefined
   afterEach(() => store?.close())

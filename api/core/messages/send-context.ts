@@ -71,7 +71,7 @@ export function toRecord(ctx: SendContext): MessageRecord {
  * (the ESLint rule on spreads explains why): `{ ...funnel, delivered: 0, clicked: 0 }`, here and
  * in the push's answer, gave every push four hidden classes of its own, which V8 allocates in the
  * old generation — with their descriptors 42 % of the service's old-generation garbage under a
- * push load (docs/benchmarks.md, sixteenth session).
+ * push load (docs/benchmarks-log.md, sixteenth session).
  */
 export function withReceiptCounts(f: SendContext['funnel']): MessageFunnel {
   return {

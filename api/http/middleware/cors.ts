@@ -8,7 +8,7 @@ import { cors } from 'hono/cors'
  * through hono's `cors()`. The others get their one or two headers on Node's response, as the
  * security headers do: hono's `cors()` sets them on the answer's `Headers`, which makes
  * @hono/node-server build a real WHATWG Response, body stream and all, for every answer: over
- * a quarter of a registration's CPU (docs/benchmarks.md, sixteenth session). The same headers
+ * a quarter of a registration's CPU (docs/benchmarks-log.md, sixteenth session). The same headers
  * either way: `Access-Control-Allow-Origin` (`*`, or the request's origin when allowed) and,
  * unless any origin is allowed, `Vary: Origin`; on errors too, so a browser can read them. One
  * limit: a header of the same name on the handler's own answer replaces these (Node lets the

@@ -9,7 +9,7 @@
  * bound. V8's ordered hash table leaves a hole for every deleted entry and only compacts when
  * it grows, so that first key sits behind up to as many holes as the map has room for: each
  * trim of a full 20,000-entry map cost ~10 µs, of a 200,000-entry one ~27 µs
- * (docs/benchmarks.md, twenty-first session).
+ * (docs/benchmarks-log.md, twenty-first session).
  *
  * `undefined` is not a storable value (it means absent); `null` is.
  */
