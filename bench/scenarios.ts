@@ -412,8 +412,8 @@ export async function unicastWarmUp(
   rate: number,
   seconds: number = UNICAST_WARM_UP_SECONDS,
 ): Promise<UnicastWarmUp> {
-  // no forced collection in the workers in any phase of the fixed rate (see `WorkerPool.reset`)
-  await pool.reset({ collectInWorkers: false })
+  // the workers collect here, before the warm-up, and not before the slices (`WorkerPool.reset`)
+  await pool.reset()
   const { accepted: warm } = await openLoop(target, devices, rate, Math.round(rate * seconds), 0)
   const s = await pool.waitFor((st) => st.distinct >= warm, 30_000)
   const lat = [...s.latencies].sort((a, b) => a - b)

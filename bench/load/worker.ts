@@ -1,6 +1,7 @@
 import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { collectGarbage } from './gc.js'
 import { connectLite, type LiteClient } from './mqtt-lite.js'
+import { isExpiredMark, messageIdOf, sendTimeOf } from './payload.js'
 import {
   emptyWorkerStats,
   sourceAddress,
@@ -35,8 +36,6 @@ new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] })
 const seen = new Set<string>()
-const ID_RE = /"id":"([^"]+)"/
-const T_RE = /t=(\d+(?:\.\d+)?)/
 
 function reset(): void {
   seen.clear()
@@ -49,17 +48,16 @@ function onMessage(clientId: string, payload: Buffer, at: number): void {
   stats.received++
   if (stats.firstAt === 0) stats.firstAt = at
   stats.lastAt = at
-  const text = payload.toString()
-  const id = ID_RE.exec(text)?.[1] ?? text.slice(0, 64)
-  const key = `${clientId} ${id}`
+  // read off the bytes, without decoding the payload (see payload.ts)
+  const key = `${clientId} ${messageIdOf(payload)}`
   if (seen.has(key)) stats.duplicates++
   else {
     seen.add(key)
     stats.distinct++
   }
-  const t = T_RE.exec(text)
-  if (t) stats.latencies.push(stampClock() - Number(t[1]))
-  if (text.includes('expired=1')) stats.expiredReceived++
+  const sentAt = sendTimeOf(payload)
+  if (sentAt !== undefined) stats.latencies.push(stampClock() - sentAt)
+  if (isExpiredMark(payload)) stats.expiredReceived++
 }
 
 const reply = (r: WorkerReply) => process.send?.(r)
