@@ -235,7 +235,7 @@ describe('the fixed rate', () => {
   // Its phases reset the load workers without a forced collection: collected together, the
   // measured target's workers then scavenged together a second into the phase and every
   // target's deliveries of that moment were late (see `WorkerPool.reset`).
-  it('resets the load workers without collecting, in the warm-up and in every slice; the warm-up reports its tail', async () => {
+  it('resets the load workers collecting before the warm-up, and without collecting before every slice; the warm-up reports its tail', async () => {
     const resets: unknown[] = []
     let sent = 0
     const stats = emptyWorkerStats()
@@ -257,7 +257,7 @@ describe('the fixed rate', () => {
     const devices = [{ clientId: 'd0' }, { clientId: 'd1' }]
     expect(await unicastWarmUp(pool, target, devices, 1000, 2)).toEqual({ seconds: 2, p998Ms: 999 })
     await unicastSlice(pool, target, devices, 1000, 5, 0)
-    expect(resets).toEqual([{ collectInWorkers: false }, { collectInWorkers: false }])
+    expect(resets).toEqual([{ collectInWorkers: true }, { collectInWorkers: false }])
     expect(sent).toBe(2005)
     // stamped with the clock the load workers read latencies off (not a wall clock)
     expect(Math.abs((stamps.at(-1) as number) - stampClock())).toBeLessThan(1000)

@@ -413,7 +413,7 @@ export async function unicastWarmUp(
   seconds: number = UNICAST_WARM_UP_SECONDS,
 ): Promise<UnicastWarmUp> {
   // the workers collect here, before the warm-up, and not before the slices (`WorkerPool.reset`)
-  await pool.reset()
+  await pool.reset({ collectInWorkers: true })
   const { accepted: warm } = await openLoop(target, devices, rate, Math.round(rate * seconds), 0)
   const s = await pool.waitFor((st) => st.distinct >= warm, 30_000)
   const lat = [...s.latencies].sort((a, b) => a - b)
