@@ -52,7 +52,7 @@ export default tseslint.config(
           message:
             'An object literal that starts with a spread and adds keys gets a hidden class of its ' +
             'own each time in V8 11 (Node 20), allocated in the old generation: under load that ' +
-            'is old-generation garbage and full collections (docs/benchmarks.md, sixteenth ' +
+            'is old-generation garbage and full collections (docs/benchmarks-log.md, sixteenth ' +
             'session). Write the keys out, or use Object.assign({}, a, b); a copy that only ' +
             'overrides keys it copied is safe but must be written so too.',
         },

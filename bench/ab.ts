@@ -193,6 +193,8 @@ try {
       concurrency: 1,
       closedLoop: false,
       warmUpSeconds: 2,
+      // the first warm-up collected; collected every round, the workers would scavenge together
+      collectBeforeWarmUp: false,
     })
     const after = cpuTimesMs(t.pid)
     if (r.lost > 0) console.error(`  ${side}: ${r.lost} messages lost`)

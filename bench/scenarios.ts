@@ -276,9 +276,13 @@ export async function unicast(
     closedLoop?: boolean
     /** default UNICAST_WARM_UP_SECONDS */
     warmUpSeconds?: number
+    /** whether the load workers collect before the warm-up (default true; see unicastWarmUp) */
+    collectBeforeWarmUp?: boolean
   },
 ): Promise<UnicastResult> {
-  await unicastWarmUp(pool, target, devices, o.rate, o.warmUpSeconds)
+  await unicastWarmUp(pool, target, devices, o.rate, o.warmUpSeconds, {
+    collect: o.collectBeforeWarmUp ?? true,
+  })
   const result = unicastSummary(o.rate, [
     await unicastSlice(pool, target, devices, o.rate, Math.round(o.rate * o.seconds), 0),
   ])
@@ -404,16 +408,21 @@ export interface UnicastWarmUp {
   p998Ms?: number
 }
 
-/** Unmeasured seconds at the rate before the measured ones (their tail is returned). */
+/**
+ * Unmeasured seconds at the rate before the measured ones (their tail is returned). The load
+ * workers collect first (`WorkerPool.reset`), unless `collect` is false: a target's first warm-up
+ * collects, and `bench:ab`'s short warm-up before each of its rounds does not (collected each
+ * round, the workers would scavenge together in every round, as in the fifteenth session).
+ */
 export async function unicastWarmUp(
   pool: WorkerPool,
   target: Target,
   devices: DeviceCreds[],
   rate: number,
   seconds: number = UNICAST_WARM_UP_SECONDS,
+  { collect = true }: { collect?: boolean } = {},
 ): Promise<UnicastWarmUp> {
-  // the workers collect here, before the warm-up, and not before the slices (`WorkerPool.reset`)
-  await pool.reset({ collectInWorkers: true })
+  await pool.reset({ collectInWorkers: collect })
   const { accepted: warm } = await openLoop(target, devices, rate, Math.round(rate * seconds), 0)
   const s = await pool.waitFor((st) => st.distinct >= warm, 30_000)
   const lat = [...s.latencies].sort((a, b) => a - b)

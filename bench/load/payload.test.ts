@@ -65,7 +65,13 @@ describe('a load worker’s payload readers', () => {
       '"id":"unclosed',
       'é"id":"ü"t=7', // multibyte text around
       'expired=0 expired=1',
+      'expired=0',
+      'expired=',
       't=',
+      'é'.repeat(40), // a bare id of 64 characters, not 64 bytes
+      'x'.repeat(63) + 'é' + 'y',
+      'x'.repeat(63) + '😀', // a surrogate pair cut as slice cuts it
+      'ü'.repeat(100),
     ]
     for (const c of cases) {
       const p = Buffer.from(c)
@@ -74,7 +80,7 @@ describe('a load worker’s payload readers', () => {
   })
 
   it('read the same from random text made of the patterns’ pieces', () => {
-    const pieces = ['t=', '"id":"', '"', '1', '9', '.', 'expired=1', 'x', ' ', 'é']
+    const pieces = ['t=', '"id":"', '"', '1', '9', '.', 'expired=1', 'expired=', '0', 'x', ' ', 'é']
     let seed = 7
     const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31)
     for (let n = 0; n < 2000; n++) {

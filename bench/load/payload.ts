@@ -2,18 +2,20 @@
  * What a load worker reads off a delivered payload, read from its bytes: the message's id, the
  * send time `t=` it carries, and the expired mark. Until the twenty-fourth session the worker
  * decoded every payload into a string (an mqpush envelope is a few hundred bytes) and ran
- * regular expressions over it; the id it kept in its set of seen messages was a slice of that
- * string, so every message seen kept its whole text alive. A worker's scavenges then copied
- * megabytes at a time, 15–50 ms of CPU each and up to 90 ms of wall time, the four workers of a
- * target at about the same moment (they get the same rate), and the fixed rate's slice they fell
- * in had its p99.8 set by them (docs/benchmarks-log.md, twenty-fourth session).
+ * regular expressions over it, and the id it kept for each message seen was a slice of that
+ * string (V8 may keep a slice's whole parent alive). Read off the bytes, a message costs the
+ * worker its id's few dozen bytes. With the workers collecting before the fixed rate's warm-up
+ * (`WorkerPool.reset`: their devices were promoted inside the slices, 26–55 ms of CPU each), their
+ * scavenges in the slices took 1–8 ms (docs/benchmarks-log.md, twenty-fourth session).
  */
 
 const ID_OPEN = Buffer.from('"id":"')
 const T_OPEN = Buffer.from('t=')
 const EXPIRED = Buffer.from('expired=1')
-/** A bare broker's payload is its own id, up to this many bytes. */
-const BARE_ID_BYTES = 64
+/** A bare broker's payload is its own id, up to this many characters (as `text.slice(0, 64)`). */
+const BARE_ID_CHARS = 64
+/** Bytes that hold BARE_ID_CHARS characters whatever they are (at most 3 bytes a UTF-16 unit). */
+const BARE_ID_BYTES = 3 * BARE_ID_CHARS
 const QUOTE = 0x22
 const DOT = 0x2e
 
@@ -21,8 +23,8 @@ const isDigit = (b: number | undefined) => b !== undefined && b >= 0x30 && b <= 
 
 /**
  * The message's id: its envelope's `"id":"…"` (mqpush, or a bare broker's payload with
- * `MQPUSH_BENCH_ENVELOPE`), else the payload's first 64 bytes (a bare broker's own payload,
- * which is unique per message). A fresh string of the id alone.
+ * `MQPUSH_BENCH_ENVELOPE`), else the payload's first 64 characters (a bare broker's own
+ * payload, which is unique per message). A fresh string of the id alone.
  */
 export function messageIdOf(payload: Buffer): string {
   let at = payload.indexOf(ID_OPEN)
@@ -33,7 +35,9 @@ export function messageIdOf(payload: Buffer): string {
     if (to > from) return payload.toString('utf8', from, to)
     at = payload.indexOf(ID_OPEN, at + 1)
   }
-  return payload.toString('utf8', 0, Math.min(BARE_ID_BYTES, payload.length))
+  return payload
+    .toString('utf8', 0, Math.min(BARE_ID_BYTES, payload.length))
+    .slice(0, BARE_ID_CHARS)
 }
 
 /**

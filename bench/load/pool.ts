@@ -158,9 +158,9 @@ export class WorkerPool {
    * the bare brokers' too (fifteenth session, docs/benchmarks-log.md). The fixed rate's warm-up
    * collects (twenty-fourth session): what the workers' devices are made of, created while they
    * connected, is not garbage but lives as long as they do, and left in the young generation it
-   * was copied by the first scavenge at the rate and promoted by the second, 15 s later, inside
-   * the measured slices: 2.6 MB, 45–55 ms of each worker's CPU and up to 100 ms of wall time, the
-   * four workers at once. Collected before the warm-up, it is old already, and the scavenges
+   * was copied by the first scavenge at the rate and promoted by the second, ~13 s later, inside
+   * the measured slices: 2.2–2.65 MB, 26–55 ms of each worker's CPU and 44–100 ms of wall time,
+   * the four workers at once. Collected before the warm-up, it is old already, and the scavenges
    * the emptied young generations bring come in the warm-up's eight seconds.
    */
   async reset({ collectInWorkers = true }: { collectInWorkers?: boolean } = {}): Promise<void> {
