@@ -131,6 +131,42 @@ describe('latencies', () => {
   })
 })
 
+describe('what a worker counts', () => {
+  // A device counts what it gets off the payload's bytes (bench/load/payload.ts): a message
+  // again by its id is a duplicate, a bare payload is its own id, `expired=1` is counted.
+  it('counts distinct messages, duplicates and expired marks by id, per device', async () => {
+    const pool = await WorkerPool.start(1)
+    pools.push(pool)
+    const two = devices('cnt', 2)
+    await pool.connect('127.0.0.1', port, two, { clean: false, subscribe: ['cnt/{id}'] })
+    await pool.reset({ collectInWorkers: false })
+    const publish = (topic: string, payload: string) =>
+      new Promise<void>((resolve, reject) =>
+        aedes.publish(
+          {
+            cmd: 'publish',
+            topic,
+            payload: Buffer.from(payload),
+            qos: 1,
+            retain: false,
+            dup: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      )
+    const envelope = (id: string, text: string) => `{"id":"${id}","payload":"${text}"}`
+    await publish('cnt/cnt0', envelope('m1', 'hello'))
+    await publish('cnt/cnt0', envelope('m1', 'hello again')) // the same message again
+    await publish('cnt/cnt1', envelope('m1', 'hello')) // the same id to another device
+    await publish('cnt/cnt1', envelope('m2', 'expired=1'))
+    await publish('cnt/cnt1', 'bare payload')
+    await publish('cnt/cnt1', 'bare payload')
+    const s = await pool.waitFor((st) => st.received >= 6, 5_000)
+    expect(s).toMatchObject({ received: 6, distinct: 4, duplicates: 2, expiredReceived: 1 })
+    await pool.disconnect()
+  })
+})
+
 describe('WorkerPool.start', () => {
   // V8's collections on helper threads let one harness process hold both of this machine's
   // cores for tens of milliseconds, and the broker under test waited: the workers collect on
@@ -147,10 +183,10 @@ describe('WorkerPool.start', () => {
 })
 
 describe('WorkerPool.reset', () => {
-  // The fixed rate's phases reset without forced collections in the workers: after one, the
+  // The fixed rate's slices reset without forced collections in the workers: after one, the
   // measured target's workers scavenged together a second into the phase, and every target's
-  // deliveries of that moment were late. The workers report their full collections (V8 tells
-  // them a moment after each ends).
+  // deliveries of that moment were late (its warm-up collects). The workers report their full
+  // collections (V8 tells them a moment after each ends).
   it('collects in the workers unless told not to', async () => {
     const pool = await WorkerPool.start(2)
     pools.push(pool)
