@@ -14,6 +14,7 @@ import {
   unicast,
   UNICAST_WARM_UP_SECONDS,
   CONNECTS_IN_FLIGHT,
+  connectsPerWorker,
   DRAIN_WARM_UP_ROUNDS,
   unicastWarmUp,
 } from './scenarios.js'
@@ -105,8 +106,9 @@ const connectsInFlight = int(
   'connects-in-flight',
   a['connects-in-flight'] ?? String(CONNECTS_IN_FLIGHT),
 )
-// (bench:ab's two load workers a side)
-if (connectsInFlight < 2) throw new Error('--connects-in-flight must be at least 2, one a worker')
+/** Load workers a side. */
+const WORKERS = 2
+connectsPerWorker(connectsInFlight, WORKERS) // refused up front, not after the warm-up
 if (devicesPer > 18_000 || offlineDevices > 18_000)
   throw new Error('more than 18000 devices exceeds the 20000 open files a process may hold')
 const bare = a.baseline === 'aedes' || a.baseline === 'mosquitto'
@@ -166,8 +168,8 @@ const targets: Record<Side, Target> = {
   'this build': await startMqpush(),
 }
 const pools: Record<Side, WorkerPool> = {
-  baseline: await WorkerPool.start(2),
-  'this build': await WorkerPool.start(2),
+  baseline: await WorkerPool.start(WORKERS),
+  'this build': await WorkerPool.start(WORKERS),
 }
 const results: Record<Side, Round[]> = { baseline: [], 'this build': [] }
 try {

@@ -94,11 +94,7 @@ const opts = {
   workers: int('workers', a.workers),
   out: a.out,
 }
-if (opts.connectsInFlight < opts.workers) {
-  throw new Error(
-    '--connects-in-flight must be at least --workers (one connect a worker at a time)',
-  )
-}
+scenario.connectsPerWorker(opts.connectsInFlight, opts.workers) // refused up front, not mid-run
 for (const t of opts.targets) {
   if (!scenario.SCENARIOS_OF[t])
     throw new Error(`unknown target ${t} (${Object.keys(scenario.SCENARIOS_OF).join(', ')})`)

@@ -600,9 +600,9 @@ export const SCENARIOS_OF: Readonly<Record<string, readonly string[]>> = {
 
 /**
  * offline: K new devices away while Q messages each are queued, then all reconnect, at most
- * `connectsInFlight` at a time over all load workers (the same number each: the bound divided by
- * the workers, rounded down; a bound below the number of workers is refused). One round; `npm run bench` runs several,
- * the targets' rounds alternating, and reports the medians (`offlineSummary`).
+ * `connectsInFlight` at a time over all load workers (`connectsPerWorker`). One round; `npm run
+ * bench` runs several, the targets' rounds alternating, and reports the medians
+ * (`offlineSummary`).
  */
 export async function offline(
   pool: Pick<WorkerPool, 'connect' | 'disconnect' | 'reset' | 'waitFor' | 'size'>,
