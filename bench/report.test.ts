@@ -62,16 +62,40 @@ describe('renderMarkdown', () => {
     expect(rowOf(md, 'unicast at fixed rate: p99.8')).toContain('| 30.7 ms (15.42–31.3) |')
   })
 
-  it("reports the warm-up's tail in a row of its own, not in the budgeted p99.8", () => {
+  it("reports the warm-up's tail in a row of its own, not in the budgeted p99.8, and split at its first second", () => {
     const md = renderMarkdown(
       report({
-        mqpush: { unicast: { p998Ms: 8.5, warmUp: { seconds: 8, p998Ms: 41.25 } } },
-        aedes: { unicast: { p998Ms: 5 } },
+        mqpush: {
+          unicast: {
+            p998Ms: 8.5,
+            warmUp: {
+              seconds: 8,
+              p998Ms: 41.25,
+              firstSecondP998Ms: 350.5,
+              afterFirstSecondP998Ms: 12.75,
+            },
+          },
+        },
+        aedes: {
+          unicast: {
+            p998Ms: 5,
+            warmUp: { seconds: 8, p998Ms: 6, firstSecondP998Ms: 7, afterFirstSecondP998Ms: 5.5 },
+          },
+        },
       }),
     )
     const warm = rowOf(md, 'unicast at fixed rate: p99.8 of the unmeasured warm-up')
-    expect(warm).toContain('| 41.25 ms | — |')
+    expect(warm).toContain('| 41.25 ms | 6 ms |')
     expect(rowOf(md, 'unicast at fixed rate: p99.8 (')).toContain('| 8.5 ms | 5 ms |')
+    expect(
+      rowOf(md, "unicast at fixed rate: p99.8 of the warm-up's messages sent in its first second"),
+    ).toContain('| 351 ms | 7 ms |')
+    expect(
+      rowOf(
+        md,
+        "unicast at fixed rate: p99.8 of the warm-up's messages sent after its first second",
+      ),
+    ).toContain('| 12.75 ms | 5.5 ms |')
   })
 
   it("reports the broker's memory after the push load beside the hold's", () => {

@@ -256,7 +256,10 @@ describe('the fixed rate', () => {
       },
     } as unknown as Target
     const devices = [{ clientId: 'd0' }, { clientId: 'd1' }]
-    expect(await unicastWarmUp(pool, target, devices, 1000, 2)).toEqual({ seconds: 2, p998Ms: 999 })
+    expect(await unicastWarmUp(pool, target, devices, 1000, 2)).toMatchObject({
+      seconds: 2,
+      p998Ms: 999,
+    })
     await unicastSlice(pool, target, devices, 1000, 5, 0)
     expect(resets).toEqual([{ collectInWorkers: true }, { collectInWorkers: false }])
     // bench:ab's warm-up before each round does not collect
@@ -297,6 +300,35 @@ describe('the fixed rate', () => {
       0,
     )
     expect(calm.maxSendLateMs).toBeLessThan(50)
+  })
+
+  it("splits the warm-up's tail at its first second by when each message was sent", async () => {
+    const stamps: number[] = []
+    const target = {
+      pid: process.pid,
+      sendOne: async (_device: unknown, payload: string) => {
+        stamps.push(Number(/t=([\d.]+)/.exec(payload)?.[1]))
+        return true
+      },
+    } as unknown as Target
+    // 2000 messages at 1000/s: the first 950 came back 500 ms late (a target behind at the start),
+    // the rest 5 ms (950–999 too, whichever side of the second a late sender puts them); the
+    // workers' order is not the send order
+    const pool = {
+      reset: async () => {},
+      waitFor: async () => ({
+        ...emptyWorkerStats(),
+        distinct: stamps.length,
+        latencies: stamps.map((_, i) => (i < 950 ? 500 : 5)).reverse(),
+        sentAts: [...stamps].reverse(),
+      }),
+    } as unknown as WorkerPool
+    expect(await unicastWarmUp(pool, target, [{ clientId: 'd0' }], 1000, 2)).toEqual({
+      seconds: 2,
+      p998Ms: 500,
+      firstSecondP998Ms: 500,
+      afterFirstSecondP998Ms: 5,
+    })
   })
 
   it('reports no tail for a warm-up none of whose messages came back', async () => {

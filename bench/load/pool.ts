@@ -180,6 +180,7 @@ export class WorkerPool {
       firstAt: Math.min(...nonzero(all.map((s) => s.firstAt)), Infinity),
       lastAt: Math.max(0, ...all.map((s) => s.lastAt)),
       latencies: all.flatMap((s) => s.latencies),
+      sentAts: all.flatMap((s) => s.sentAts),
       expiredReceived: all.reduce((a, s) => a + s.expiredReceived, 0),
       fullCollections: all.reduce((a, s) => a + s.fullCollections, 0),
     }

@@ -50,6 +50,8 @@ export interface WorkerStats {
   lastAt: number
   /** End-to-end latencies in ms of messages whose payload carries `t=<send time>`. */
   latencies: number[]
+  /** The send times (`t=`, on `stampClock`) of the messages in `latencies`, in the same order. */
+  sentAts: number[]
   /** Ids of messages whose payload says they should have expired (`expired=1`). */
   expiredReceived: number
   /**
@@ -80,6 +82,7 @@ export function emptyWorkerStats(): WorkerStats {
     firstAt: 0,
     lastAt: 0,
     latencies: [],
+    sentAts: [],
     expiredReceived: 0,
     fullCollections: 0,
   }

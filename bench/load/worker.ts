@@ -56,7 +56,10 @@ function onMessage(clientId: string, payload: Buffer, at: number): void {
     stats.distinct++
   }
   const sentAt = sendTimeOf(payload)
-  if (sentAt !== undefined) stats.latencies.push(stampClock() - sentAt)
+  if (sentAt !== undefined) {
+    stats.latencies.push(stampClock() - sentAt)
+    stats.sentAts.push(sentAt)
+  }
   if (isExpiredMark(payload)) stats.expiredReceived++
 }
 

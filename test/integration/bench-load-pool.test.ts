@@ -127,6 +127,8 @@ describe('latencies', () => {
     expect(s.latencies).toHaveLength(1)
     expect(s.latencies[0]).toBeGreaterThan(0)
     expect(s.latencies[0]).toBeLessThanOrEqual(elapsed)
+    // with the send time it was read off (the warm-up splits its tail by it)
+    expect(s.sentAts).toEqual([sent])
     await pool.disconnect()
   })
 })
