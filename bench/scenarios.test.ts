@@ -13,6 +13,7 @@ import {
   unicastSlice,
   unicastSummary,
   unicastWarmUp,
+  warmUpTail,
   type BroadcastRound,
   type OfflineResult,
   type UnicastSlice,
@@ -256,10 +257,8 @@ describe('the fixed rate', () => {
       },
     } as unknown as Target
     const devices = [{ clientId: 'd0' }, { clientId: 'd1' }]
-    expect(await unicastWarmUp(pool, target, devices, 1000, 2)).toMatchObject({
-      seconds: 2,
-      p998Ms: 999,
-    })
+    // (this pool gives no send times: the tail is not split)
+    expect(await unicastWarmUp(pool, target, devices, 1000, 2)).toEqual({ seconds: 2, p998Ms: 999 })
     await unicastSlice(pool, target, devices, 1000, 5, 0)
     expect(resets).toEqual([{ collectInWorkers: true }, { collectInWorkers: false }])
     // bench:ab's warm-up before each round does not collect
@@ -311,15 +310,15 @@ describe('the fixed rate', () => {
         return true
       },
     } as unknown as Target
-    // 2000 messages at 1000/s: the first 950 came back 500 ms late (a target behind at the start),
-    // the rest 5 ms (950–999 too, whichever side of the second a late sender puts them); the
-    // workers' order is not the send order
+    // 2000 messages at 1000/s: those sent in the first 0.9 s came back 500 ms late (a target
+    // behind at the start), the rest 5 ms (those of 0.9–1 s too, whichever side of the second a
+    // late sender puts them); the workers' order is not the send order
     const pool = {
       reset: async () => {},
       waitFor: async () => ({
         ...emptyWorkerStats(),
         distinct: stamps.length,
-        latencies: stamps.map((_, i) => (i < 950 ? 500 : 5)).reverse(),
+        latencies: stamps.map((t) => (t < (stamps[0] as number) + 900 ? 500 : 5)).reverse(),
         sentAts: [...stamps].reverse(),
       }),
     } as unknown as WorkerPool
@@ -329,6 +328,24 @@ describe('the fixed rate', () => {
       firstSecondP998Ms: 500,
       afterFirstSecondP998Ms: 5,
     })
+  })
+
+  it('splits at exactly one second after the start, and not at all without a send time for each latency', () => {
+    const startedAt = 50_000
+    expect(
+      warmUpTail(
+        [7, 300, 8, 400],
+        [startedAt + 2500, startedAt, startedAt + 1000, startedAt + 999.9],
+        startedAt,
+      ),
+    ).toEqual({ p998Ms: 400, firstSecondP998Ms: 400, afterFirstSecondP998Ms: 8 })
+    // a part none of whose messages came back has no figure
+    expect(warmUpTail([3], [startedAt + 1500], startedAt)).toEqual({
+      p998Ms: 3,
+      afterFirstSecondP998Ms: 3,
+    })
+    expect(warmUpTail([3, 4], [startedAt], startedAt)).toEqual({ p998Ms: 4 })
+    expect(warmUpTail([], [], startedAt)).toEqual({})
   })
 
   it('reports no tail for a warm-up none of whose messages came back', async () => {

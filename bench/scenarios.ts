@@ -354,7 +354,8 @@ async function openLoop(
  * for some 5 s under load; after the 2 s warm-up the bench had until the seventeenth session,
  * the service's one V8 helper thread was still compiling (~20 optimizations a second) in the
  * first measured seconds, whose p99.8 was about twice the later seconds' (docs/benchmarks-log.md,
- * "The fixed rate's first seconds"). The warm-up's own tail is still reported.
+ * "The fixed rate's first seconds, and the full collections"). The warm-up's own tail is still
+ * reported, whole and split at its first second (see `warmUpTail`).
  */
 export const UNICAST_WARM_UP_SECONDS = 8
 
@@ -436,26 +437,41 @@ export async function unicastWarmUp(
   const { accepted: warm, startedAt } = await openLoop(target, devices, rate, total, 0)
   const s = await pool.waitFor((st) => st.distinct >= warm, 30_000)
   if (s.distinct < warm) console.error(`  warm-up: ${warm - s.distinct} messages not delivered`)
+  return { seconds, ...warmUpTail(s.latencies, s.sentAts, startedAt) }
+}
+
+/**
+ * The warm-up's p99.8, whole and split by send time at `startedAt + 1000` (a message sent
+ * exactly then is after the first second). `sentAts` pairs with `latencies` index by index;
+ * when the two do not line up the split is left out, and said so. A part none of whose messages
+ * came back has no figure.
+ */
+export function warmUpTail(
+  latencies: readonly number[],
+  sentAts: readonly number[],
+  startedAt: number,
+): Omit<UnicastWarmUp, 'seconds'> {
   const tail = (xs: number[]) =>
     xs.length === 0
       ? undefined
       : round(
           pct(
-            [...xs].sort((a, b) => a - b),
+            xs.sort((a, b) => a - b),
             0.998,
           ),
           2,
         )
   const first: number[] = []
   const after: number[] = []
-  if (s.sentAts.length === s.latencies.length) {
-    s.latencies.forEach((l, i) =>
-      ((s.sentAts[i] as number) < startedAt + 1000 ? first : after).push(l),
+  if (sentAts.length === latencies.length) {
+    latencies.forEach((l, i) => ((sentAts[i] as number) < startedAt + 1000 ? first : after).push(l))
+  } else {
+    console.error(
+      `  warm-up: ${sentAts.length} send times for ${latencies.length} latencies: not split`,
     )
   }
   return {
-    seconds,
-    ...(s.latencies.length > 0 && { p998Ms: tail(s.latencies) }),
+    ...(latencies.length > 0 && { p998Ms: tail([...latencies]) }),
     ...(first.length > 0 && { firstSecondP998Ms: tail(first) }),
     ...(after.length > 0 && { afterFirstSecondP998Ms: tail(after) }),
   }

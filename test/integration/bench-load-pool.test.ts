@@ -131,6 +131,42 @@ describe('latencies', () => {
     expect(s.sentAts).toEqual([sent])
     await pool.disconnect()
   })
+
+  it('pair each latency with its own send time, over several workers', async () => {
+    const pool = await WorkerPool.start(2)
+    pools.push(pool)
+    const list = devices('pair', 4)
+    await pool.connect('127.0.0.1', port, list, { clean: false, subscribe: ['pair/{id}'] })
+    await pool.reset({ collectInWorkers: false })
+    // stamps 10, 20, 30 and 40 s in the past: a latency paired with another message's send time
+    // would put its arrival 10 s or more away from now
+    const base = stampClock()
+    const stamps = list.map((_, k) => base - 10_000 * (k + 1))
+    for (const [k, d] of list.entries()) {
+      await new Promise<void>((resolve, reject) =>
+        aedes.publish(
+          {
+            cmd: 'publish',
+            topic: `pair/${d.clientId}`,
+            payload: Buffer.from(`id=p${k} t=${stamps[k]}`),
+            qos: 1,
+            retain: false,
+            dup: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      )
+    }
+    const s = await pool.waitFor((st) => st.latencies.length >= 4, 5_000)
+    const readBy = stampClock()
+    expect([...s.sentAts].sort((a, b) => a - b)).toEqual([...stamps].sort((a, b) => a - b))
+    s.latencies.forEach((l, i) => {
+      const arrived = (s.sentAts[i] as number) + l
+      expect(arrived).toBeGreaterThanOrEqual(base)
+      expect(arrived).toBeLessThanOrEqual(readBy)
+    })
+    await pool.disconnect()
+  })
 })
 
 describe('what a worker counts', () => {
