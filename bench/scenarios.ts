@@ -452,15 +452,13 @@ export function warmUpTail(
   startedAt: number,
 ): Omit<UnicastWarmUp, 'seconds'> {
   const tail = (xs: number[]) =>
-    xs.length === 0
-      ? undefined
-      : round(
-          pct(
-            xs.sort((a, b) => a - b),
-            0.998,
-          ),
-          2,
-        )
+    round(
+      pct(
+        xs.sort((a, b) => a - b),
+        0.998,
+      ),
+      2,
+    )
   const first: number[] = []
   const after: number[] = []
   if (sentAts.length === latencies.length) {
