@@ -34,8 +34,25 @@ afterAll(async () => {
   await new Promise<void>((r) => aedes?.close(() => r()))
 })
 
+/** A QoS 1 message from the broker itself to whoever subscribed `topic`. */
+const publish = (topic: string, payload: string) =>
+  new Promise<void>((resolve, reject) =>
+    aedes.publish(
+      { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false },
+      (err) => (err ? reject(err) : resolve()),
+    ),
+  )
 const devices = (prefix: string, n: number) =>
   Array.from({ length: n }, (_, i) => ({ clientId: `${prefix}${i}` }))
+/** A pool of `workers` whose `n` devices each subscribe to `{prefix}/{their id}`, reset. */
+async function subscribedPool(workers: number, prefix: string, n: number) {
+  const pool = await WorkerPool.start(workers)
+  pools.push(pool)
+  const list = devices(prefix, n)
+  await pool.connect('127.0.0.1', port, list, { clean: false, subscribe: [`${prefix}/{id}`] })
+  await pool.reset({ collectInWorkers: false })
+  return { pool, list }
+}
 const firstAddresses = (list: Array<{ clientId: string }>) =>
   list.map((d) => from.get(d.clientId)?.[0])
 
@@ -101,27 +118,9 @@ describe('latencies', () => {
   // one clock. The wall clock read at each process's start (what they used before) moves apart
   // from process to process when the machine's clock is stepped between their starts.
   it("are read off the sender's clock in another process: a message's own transit time", async () => {
-    const pool = await WorkerPool.start(1)
-    pools.push(pool)
-    await pool.connect('127.0.0.1', port, devices('lat', 1), {
-      clean: false,
-      subscribe: ['lat/{id}'],
-    })
-    await pool.reset({ collectInWorkers: false })
+    const { pool } = await subscribedPool(1, 'lat', 1)
     const sent = stampClock()
-    await new Promise<void>((resolve, reject) =>
-      aedes.publish(
-        {
-          cmd: 'publish',
-          topic: 'lat/lat0',
-          payload: Buffer.from(`id=m1 t=${sent}`),
-          qos: 1,
-          retain: false,
-          dup: false,
-        },
-        (err) => (err ? reject(err) : resolve()),
-      ),
-    )
+    await publish('lat/lat0', `id=m1 t=${sent}`)
     const s = await pool.waitFor((st) => st.latencies.length >= 1, 5_000)
     const elapsed = stampClock() - sent
     expect(s.latencies).toHaveLength(1)
@@ -133,30 +132,13 @@ describe('latencies', () => {
   })
 
   it('pair each latency with its own send time, over several workers', async () => {
-    const pool = await WorkerPool.start(2)
-    pools.push(pool)
-    const list = devices('pair', 4)
-    await pool.connect('127.0.0.1', port, list, { clean: false, subscribe: ['pair/{id}'] })
-    await pool.reset({ collectInWorkers: false })
+    const { pool, list } = await subscribedPool(2, 'pair', 4)
     // stamps 10, 20, 30 and 40 s in the past: a latency paired with another message's send time
     // would put its arrival 10 s or more away from now
     const base = stampClock()
     const stamps = list.map((_, k) => base - 10_000 * (k + 1))
-    for (const [k, d] of list.entries()) {
-      await new Promise<void>((resolve, reject) =>
-        aedes.publish(
-          {
-            cmd: 'publish',
-            topic: `pair/${d.clientId}`,
-            payload: Buffer.from(`id=p${k} t=${stamps[k]}`),
-            qos: 1,
-            retain: false,
-            dup: false,
-          },
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      )
-    }
+    for (const [k, d] of list.entries())
+      await publish(`pair/${d.clientId}`, `id=p${k} t=${stamps[k]}`)
     const s = await pool.waitFor((st) => st.latencies.length >= 4, 5_000)
     const readBy = stampClock()
     expect([...s.sentAts].sort((a, b) => a - b)).toEqual([...stamps].sort((a, b) => a - b))
@@ -173,25 +155,7 @@ describe('what a worker counts', () => {
   // A device counts what it gets off the payload's bytes (bench/load/payload.ts): a message
   // again by its id is a duplicate, a bare payload is its own id, `expired=1` is counted.
   it('counts distinct messages, duplicates and expired marks by id, per device', async () => {
-    const pool = await WorkerPool.start(1)
-    pools.push(pool)
-    const two = devices('cnt', 2)
-    await pool.connect('127.0.0.1', port, two, { clean: false, subscribe: ['cnt/{id}'] })
-    await pool.reset({ collectInWorkers: false })
-    const publish = (topic: string, payload: string) =>
-      new Promise<void>((resolve, reject) =>
-        aedes.publish(
-          {
-            cmd: 'publish',
-            topic,
-            payload: Buffer.from(payload),
-            qos: 1,
-            retain: false,
-            dup: false,
-          },
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      )
+    const { pool } = await subscribedPool(1, 'cnt', 2)
     const envelope = (id: string, text: string) => `{"id":"${id}","payload":"${text}"}`
     await publish('cnt/cnt0', envelope('m1', 'hello'))
     await publish('cnt/cnt0', envelope('m1', 'hello again')) // the same message again
