@@ -451,14 +451,7 @@ export function warmUpTail(
   sentAts: readonly number[],
   startedAt: number,
 ): Omit<UnicastWarmUp, 'seconds'> {
-  const tail = (xs: number[]) =>
-    round(
-      pct(
-        xs.sort((a, b) => a - b),
-        0.998,
-      ),
-      2,
-    )
+  const tail = (xs: readonly number[]) => pctMs(ascending(xs), 0.998)
   const first: number[] = []
   const after: number[] = []
   if (sentAts.length === latencies.length) {
@@ -469,7 +462,7 @@ export function warmUpTail(
     )
   }
   return {
-    ...(latencies.length > 0 && { p998Ms: tail([...latencies]) }),
+    ...(latencies.length > 0 && { p998Ms: tail(latencies) }),
     ...(first.length > 0 && { firstSecondP998Ms: tail(first) }),
     ...(after.length > 0 && { afterFirstSecondP998Ms: tail(after) }),
   }
@@ -521,27 +514,27 @@ export async function unicastSlice(
 export function unicastSummary(rate: number, slices: readonly UnicastSlice[]): UnicastResult {
   const sum = (f: (s: UnicastSlice) => number) => slices.reduce((a, s) => a + f(s), 0)
   const accepted = sum((s) => s.accepted)
-  const lat = slices.flatMap((s) => s.latencies).sort((a, b) => a - b)
+  const lat = ascending(slices.flatMap((s) => s.latencies))
   return {
     ratePerSec: rate,
     seconds: sum((s) => s.seconds),
     accepted,
     delivered: sum((s) => s.delivered),
     lost: accepted - sum((s) => s.delivered),
-    p50Ms: round(pct(lat, 0.5), 2),
-    p99Ms: round(pct(lat, 0.99), 2),
-    p998Ms: round(pct(lat, 0.998), 2),
+    p50Ms: pctMs(lat, 0.5),
+    p99Ms: pctMs(lat, 0.99),
+    p998Ms: pctMs(lat, 0.998),
     maxMs: round(lat[lat.length - 1] ?? 0, 2),
     cpuUsPerMessageAtRate: Math.round((sum((s) => s.cpuMs) * 1000) / Math.max(1, accepted)),
     maxSendLateMs: round(Math.max(0, ...slices.map((s) => s.maxSendLateMs)), 2),
     ...(slices.length > 1 && {
       slices: slices.map((s) => {
-        const l = [...s.latencies].sort((a, b) => a - b)
+        const l = ascending(s.latencies)
         return {
           accepted: s.accepted,
           lost: s.accepted - s.delivered,
-          p50Ms: round(pct(l, 0.5), 2),
-          p998Ms: round(pct(l, 0.998), 2),
+          p50Ms: pctMs(l, 0.5),
+          p998Ms: pctMs(l, 0.998),
           maxMs: round(l[l.length - 1] ?? 0, 2),
           maxSendLateMs: round(s.maxSendLateMs, 2),
         }
@@ -779,9 +772,13 @@ export async function restart(
   }
 }
 
-function pct(sorted: number[], p: number): number {
+/** A sorted copy, lowest first. */
+const ascending = (xs: readonly number[]): number[] => [...xs].sort((a, b) => a - b)
+
+/** The `p` quantile of ascending latencies, in ms to 0.01 (0 when there are none). */
+function pctMs(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
+  return round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number, 2)
 }
 
 function round(x: number, digits: number): number {
