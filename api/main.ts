@@ -26,7 +26,6 @@ import { defineJobs } from './jobs/definitions.js'
 import { startJobs } from './jobs/index.js'
 import { BackupSpaceError, openEmbeddedStore } from './store/embedded/index.js'
 import { MemoryRateLimiter } from './store/memory/rate-limiter.js'
-import { warmUpBeforeServing } from './warm-up.js'
 
 export interface StartOptions {
   clock?: Clock
@@ -328,9 +327,7 @@ async function main(): Promise<void> {
     console.error(`mqpush: ${(err as Error).message}`)
     process.exit(2)
   }
-  const log = pino({ level: config.logLevel, base: { service: 'mqpush' } })
-  await warmUpBeforeServing(config, start, log)
-  const running = await start(config, { log })
+  const running = await start(config)
   const stop = (signal: string) => {
     console.error(`mqpush: ${signal}, stopping`)
     running.close().then(

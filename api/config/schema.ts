@@ -186,12 +186,6 @@ export const SETTINGS = {
     'true',
     'Run the background jobs (expiry, retention, inactive devices) in this process.',
   ),
-  warmUpPushes: setting(
-    'MQPUSH_WARM_UP_PUSHES',
-    typed(z.coerce.number().int().min(0).max(100_000), 'integer 0–100000'),
-    '2000',
-    "Pushes `npm start` sends at start, before it serves, through a throwaway copy of the service (its own temporary store, loopback ports, nothing kept), so that app servers' first pushes meet compiled code instead of a service that falls behind for a second or more. Adds about half a second to the start; 0: off.",
-  ),
   logLevel: setting(
     'MQPUSH_LOG_LEVEL',
     typed(
