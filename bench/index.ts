@@ -12,7 +12,7 @@ import { benchEnvironment, renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
-import { cpuMs, takesHttpPushes, type Target } from './targets/target.js'
+import { cpuMs, HTTP_CONNECTIONS, takesHttpPushes, type Target } from './targets/target.js'
 import type { DeviceCreds } from './load/protocol.js'
 import { SERVICE_NODE_FLAGS } from '../api/runtime-flags.js'
 
@@ -32,6 +32,7 @@ const { values: a } = parseArgs({
     seconds: { type: 'string', default: '10' },
     'warm-up': { type: 'string', default: String(scenario.UNICAST_WARM_UP_SECONDS) },
     concurrency: { type: 'string', default: '64' },
+    'http-connections': { type: 'string', default: String(HTTP_CONNECTIONS) },
     'offline-devices': { type: 'string', default: '1000' },
     'offline-messages': { type: 'string', default: '20' },
     'offline-rounds': { type: 'string', default: '3' },
@@ -56,6 +57,8 @@ if (a.help) {
   --seconds S            measured seconds at the rate, after --warm-up      [10]
   --warm-up S            unmeasured seconds at the rate before them         [${scenario.UNICAST_WARM_UP_SECONDS}]
   --concurrency C        requests in flight for the highest unicast rate    [64]
+  --http-connections N   most connections the fixed rate's push requests are sent on, per
+                         HTTP target (a request that finds all busy opens one, up to N) [${HTTP_CONNECTIONS}]
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
   --offline-rounds R     offline rounds of each target (new devices each); figures are medians [3]
@@ -81,6 +84,8 @@ const opts = {
   seconds: int('seconds', a.seconds),
   warmUpSeconds: int('warm-up', a['warm-up']),
   concurrency: int('concurrency', a.concurrency),
+  httpConnections: int('http-connections', a['http-connections']),
+
   offlineDevices: int('offline-devices', a['offline-devices']),
   offlineMessages: int('offline-messages', a['offline-messages']),
   offlineRounds: int('offline-rounds', a['offline-rounds']),
@@ -191,10 +196,13 @@ try {
     if (!['hold', 'broadcast', 'unicast', 'offline', 'restart'].some(wants)) continue
     const target: Target =
       name === 'mqpush'
-        ? await startMqpush()
+        ? await startMqpush(undefined, undefined, undefined, opts.httpConnections)
         : name === 'mosquitto'
           ? await startMosquitto()
-          : await startPlainAedes({ http: name === 'aedes-http' })
+          : await startPlainAedes({
+              http: name === 'aedes-http',
+              httpConnections: opts.httpConnections,
+            })
     const r: Record<string, unknown> = {}
     report.results[name] = r
     // pushed at once, so that a failure from here on stops it too

@@ -9,6 +9,7 @@ import { openPublisher, publishAll } from './publisher.js'
 import {
   cleanUpAtExit,
   freePort,
+  HTTP_CONNECTIONS,
   httpPusher,
   type HttpPushTarget,
   kill,
@@ -51,6 +52,7 @@ async function bareBroker(
   port: number,
   cleanup: () => void,
   httpPort?: number,
+  httpConnections = HTTP_CONNECTIONS,
 ): Promise<Target> {
   child.on('exit', cleanup)
   const forget = cleanUpAtExit(() => {
@@ -65,7 +67,7 @@ async function bareBroker(
     return publisher
   }
   let counter = 0
-  const http = httpPort === undefined ? undefined : floorHttp(httpPort)
+  const http = httpPort === undefined ? undefined : floorHttp(httpPort, httpConnections)
   const target: Target = {
     name,
     host: '127.0.0.1',
@@ -117,10 +119,10 @@ async function bareBroker(
 }
 
 /** The `aedes-http` floor's push endpoint, and the sender of its push requests. */
-function floorHttp(port: number) {
+function floorHttp(port: number, maxConnections: number) {
   const url = `http://127.0.0.1:${port}`
   // as mqpush's requests carry one (the floor ignores it)
-  const pusher = httpPusher(url, { authorization: 'Bearer unused' })
+  const pusher = httpPusher(url, { authorization: 'Bearer unused' }, maxConnections)
   return { port, url, pusher }
 }
 
@@ -128,7 +130,9 @@ function floorHttp(port: number) {
  * Aedes 1.x with its default in-memory persistence and no hooks; `http`: behind the least HTTP
  * push endpoint there can be (`aedes-server.ts`), the floor for mqpush's HTTP → device unicast.
  */
-export async function startPlainAedes(o: { http?: boolean } = {}): Promise<Target> {
+export async function startPlainAedes(
+  o: { http?: boolean; httpConnections?: number } = {},
+): Promise<Target> {
   const port = await freePort()
   const httpPort = o.http ? await freePort() : undefined
   const script = new URL('./aedes-server.js', import.meta.url)
@@ -138,7 +142,7 @@ export async function startPlainAedes(o: { http?: boolean } = {}): Promise<Targe
   if (httpPort !== undefined) args.push(String(httpPort))
   const child = spawn(process.execPath, args, { stdio: 'inherit' })
   const name = o.http ? 'aedes-http' : 'aedes (memory)'
-  return bareBroker(name, child, port, () => {}, httpPort)
+  return bareBroker(name, child, port, () => {}, httpPort, o.httpConnections)
 }
 
 /** Mosquitto from Debian, on a free loopback port, with no limit on queued messages. */

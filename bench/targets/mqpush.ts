@@ -10,6 +10,7 @@ import { httpJson } from './http.js'
 import {
   cleanUpAtExit,
   freePort,
+  HTTP_CONNECTIONS,
   httpPusher,
   type HttpPushTarget,
   kill,
@@ -41,12 +42,14 @@ export async function serviceNodeFlagsOf(buildDir: string): Promise<readonly str
 /**
  * The built service (`dist/api/main.js`) as its own process, on the embedded store, with its
  * node flags; `main` and `serviceFlags` name another build's entry point and flags
- * (`npm run bench:ab` compares two builds: each runs with its own, `serviceNodeFlagsOf`).
+ * (`npm run bench:ab` compares two builds: each runs with its own, `serviceNodeFlagsOf`);
+ * `httpConnections`: the most connections its push requests are sent on.
  */
 export async function startMqpush(
   env: Record<string, string> = {},
   main = new URL('../../api/main.js', import.meta.url).pathname,
   serviceFlags: readonly string[] = SERVICE_NODE_FLAGS,
+  httpConnections = HTTP_CONNECTIONS,
 ): Promise<MqpushTarget> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-mqpush-'))
   const httpPort = await freePort()
@@ -103,7 +106,7 @@ export async function startMqpush(
   ).body as { apps: Array<{ appId: string; appKey: string; appSecret: string }> }
   const app = apps.apps[0]!
   const auth = { authorization: `Bearer ${app.appSecret}` }
-  const pusher = httpPusher(httpUrl, auth)
+  const pusher = httpPusher(httpUrl, auth, httpConnections)
   const post = async (path: string, body: unknown) => {
     const res = await httpJson('POST', httpUrl + path, body, auth)
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${JSON.stringify(res.body)}`)

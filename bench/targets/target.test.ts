@@ -1,5 +1,7 @@
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { listenOverflows, parseListenOverflows } from './target.js'
+import { HTTP_CONNECTIONS, httpPusher, listenOverflows, parseListenOverflows } from './target.js'
 
 describe('parseListenOverflows', () => {
   it("reads TcpExt's ListenOverflows from /proc/net/netstat's text", () => {
@@ -24,4 +26,64 @@ describe('parseListenOverflows', () => {
       expect(listenOverflows()).toBeGreaterThanOrEqual(0)
     },
   )
+})
+
+describe('httpPusher', () => {
+  /** An HTTP server that holds every answer until `release()`, counting connections. */
+  async function holdingServer() {
+    const held: ServerResponse[] = []
+    let connections = 0
+    const server = createServer((_req, res) => {
+      held.push(res)
+    })
+    server.on('connection', () => connections++)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const release = () => {
+      for (const res of held.splice(0)) res.writeHead(200, { 'content-length': '2' }).end('{}')
+    }
+    return { server, url, held, release, connections: () => connections }
+  }
+
+  it('opens at most maxConnections; the requests past them wait for one and are all answered', async () => {
+    const s = await holdingServer()
+    const pusher = httpPusher(s.url, {}, 3)
+    try {
+      const answers = Array.from({ length: 10 }, (_, i) => pusher.push({ i }))
+      // three requests reach the server, the other seven wait in the sender
+      await expect.poll(() => s.held.length).toBe(3)
+      await new Promise((r) => setTimeout(r, 50))
+      expect(s.held.length).toBe(3)
+      let answered = 0
+      for (const a of answers) void a.then(() => answered++)
+      // answered three at a time: each answer frees a connection for a waiting request
+      while (answered < 10) {
+        expect(s.held.length).toBeLessThanOrEqual(3)
+        s.release()
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      expect(await Promise.all(answers)).toEqual(Array(10).fill(200))
+      expect(s.connections()).toBe(3)
+    } finally {
+      pusher.close()
+      s.server.close()
+    }
+  })
+
+  it(`opens up to ${HTTP_CONNECTIONS} by default`, async () => {
+    const s = await holdingServer()
+    const pusher = httpPusher(s.url, {})
+    const n = 40
+    try {
+      const answers = Array.from({ length: n }, (_, i) => pusher.push({ i }))
+      // with the default every request finds a connection of its own
+      await expect.poll(() => s.held.length).toBe(n)
+      s.release()
+      expect(await Promise.all(answers)).toEqual(Array(n).fill(200))
+      expect(s.connections()).toBe(n)
+    } finally {
+      pusher.close()
+      s.server.close()
+    }
+  })
 })

@@ -40,17 +40,27 @@ export interface HttpPushTarget extends Target {
 export const takesHttpPushes = (t: Target): t is HttpPushTarget => 'httpUrl' in t
 
 /**
+ * The most connections the bench's sender opens to an HTTP target (`--http-connections`): a
+ * request that finds every open connection busy opens another, up to this; past it, it waits
+ * for one (its message carries the time it was handed to the sender, so the wait counts in its
+ * latency).
+ */
+export const HTTP_CONNECTIONS = 512
+
+/**
  * The push requests of an HTTP target, as its app servers send them: `POST /v1/messages` over
  * the bench's lean keep-alive sender (opened at the first push; `close()` ends its connections,
- * and the next push opens new ones). `sendOne` is a push by regId, accepted on a 200.
+ * and the next push opens new ones), with at most `maxConnections` connections. `sendOne` is a
+ * push by regId, accepted on a 200.
  */
 export function httpPusher(
   httpUrl: string,
   headers: Record<string, string>,
+  maxConnections = HTTP_CONNECTIONS,
 ): Pick<HttpPushTarget, 'push' | 'sendOne'> & { close(): void } {
   let sender: LeanHttpSender | undefined
   const push = (body: unknown) => {
-    sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, headers, 512)
+    sender ??= new LeanHttpSender(`${httpUrl}/v1/messages`, headers, maxConnections)
     return sender.post(JSON.stringify(body))
   }
   return {
