@@ -57,8 +57,8 @@ if (a.help) {
   --seconds S            measured seconds at the rate, after --warm-up      [10]
   --warm-up S            unmeasured seconds at the rate before them         [${scenario.UNICAST_WARM_UP_SECONDS}]
   --concurrency C        requests in flight for the highest unicast rate    [64]
-  --http-connections N   most connections the fixed rate's push requests are sent on, per
-                         HTTP target (a request that finds all busy opens one, up to N) [${HTTP_CONNECTIONS}]
+  --http-connections N   most connections an HTTP target's push requests go over (the fixed
+                         rate's; the closed loop's too when wrk is missing)  [${HTTP_CONNECTIONS}]
   --offline-devices K    offline scenario devices                           [1000]
   --offline-messages Q   messages queued per offline device                 [20]
   --offline-rounds R     offline rounds of each target (new devices each); figures are medians [3]
@@ -85,7 +85,6 @@ const opts = {
   warmUpSeconds: int('warm-up', a['warm-up']),
   concurrency: int('concurrency', a.concurrency),
   httpConnections: int('http-connections', a['http-connections']),
-
   offlineDevices: int('offline-devices', a['offline-devices']),
   offlineMessages: int('offline-messages', a['offline-messages']),
   offlineRounds: int('offline-rounds', a['offline-rounds']),

@@ -42,22 +42,36 @@ describe('httpPusher', () => {
     const release = () => {
       for (const res of held.splice(0)) res.writeHead(200, { 'content-length': '2' }).end('{}')
     }
-    return { server, url, held, release, connections: () => connections }
+    const close = async () => {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+    return { url, held, release, close, connections: () => connections }
+  }
+
+  /** Pushes that count their answers; a failed test's `close()` rejects them quietly. */
+  function pushAll(pusher: ReturnType<typeof httpPusher>, n: number) {
+    const done = { answered: 0 }
+    const answers = Array.from({ length: n }, (_, i) => pusher.push({ i }))
+    for (const a of answers)
+      void a.then(
+        () => done.answered++,
+        () => {},
+      )
+    return { answers, done }
   }
 
   it('opens at most maxConnections; the requests past them wait for one and are all answered', async () => {
     const s = await holdingServer()
     const pusher = httpPusher(s.url, {}, 3)
     try {
-      const answers = Array.from({ length: 10 }, (_, i) => pusher.push({ i }))
+      const { answers, done } = pushAll(pusher, 10)
       // three requests reach the server, the other seven wait in the sender
-      await expect.poll(() => s.held.length).toBe(3)
+      await expect.poll(() => s.held.length, { timeout: 5000 }).toBe(3)
       await new Promise((r) => setTimeout(r, 50))
       expect(s.held.length).toBe(3)
-      let answered = 0
-      for (const a of answers) void a.then(() => answered++)
       // answered three at a time: each answer frees a connection for a waiting request
-      while (answered < 10) {
+      while (done.answered < 10) {
         expect(s.held.length).toBeLessThanOrEqual(3)
         s.release()
         await new Promise((r) => setTimeout(r, 10))
@@ -66,24 +80,28 @@ describe('httpPusher', () => {
       expect(s.connections()).toBe(3)
     } finally {
       pusher.close()
-      s.server.close()
+      await s.close()
     }
   })
 
-  it(`opens up to ${HTTP_CONNECTIONS} by default`, async () => {
+  it(`opens ${HTTP_CONNECTIONS} by default, and no more`, async () => {
+    expect(HTTP_CONNECTIONS).toBe(512)
     const s = await holdingServer()
     const pusher = httpPusher(s.url, {})
-    const n = 40
+    const n = HTTP_CONNECTIONS + 1
     try {
-      const answers = Array.from({ length: n }, (_, i) => pusher.push({ i }))
-      // with the default every request finds a connection of its own
-      await expect.poll(() => s.held.length).toBe(n)
+      const { answers } = pushAll(pusher, n)
+      await expect.poll(() => s.held.length, { timeout: 5000 }).toBe(HTTP_CONNECTIONS)
+      await new Promise((r) => setTimeout(r, 50))
+      expect(s.held.length).toBe(HTTP_CONNECTIONS)
+      s.release()
+      await expect.poll(() => s.held.length, { timeout: 5000 }).toBe(1)
       s.release()
       expect(await Promise.all(answers)).toEqual(Array(n).fill(200))
-      expect(s.connections()).toBe(n)
+      expect(s.connections()).toBe(HTTP_CONNECTIONS)
     } finally {
       pusher.close()
-      s.server.close()
+      await s.close()
     }
   })
 })
