@@ -160,11 +160,10 @@ const targets: Record<Side, Target> = {
       ? await startPlainAedes({ http: a.baseline === 'aedes-http' })
       : a.baseline === 'mosquitto'
         ? await startMosquitto()
-        : await startMqpush(
-            {},
-            resolve(a.baseline, 'dist/api/main.js'),
-            await serviceNodeFlagsOf(resolve(a.baseline)),
-          ),
+        : await startMqpush({
+            main: resolve(a.baseline, 'dist/api/main.js'),
+            serviceFlags: await serviceNodeFlagsOf(resolve(a.baseline)),
+          }),
   'this build': await startMqpush(),
 }
 const pools: Record<Side, WorkerPool> = {

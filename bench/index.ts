@@ -195,7 +195,7 @@ try {
     if (!['hold', 'broadcast', 'unicast', 'offline', 'restart'].some(wants)) continue
     const target: Target =
       name === 'mqpush'
-        ? await startMqpush(undefined, undefined, undefined, opts.httpConnections)
+        ? await startMqpush({ httpConnections: opts.httpConnections })
         : name === 'mosquitto'
           ? await startMosquitto()
           : await startPlainAedes({

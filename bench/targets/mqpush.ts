@@ -39,18 +39,26 @@ export async function serviceNodeFlagsOf(buildDir: string): Promise<readonly str
   return flags
 }
 
+export interface MqpushOptions {
+  /** Environment variables for the service, over the bench's own. */
+  env?: Record<string, string>
+  /** Another build's entry point (`npm run bench:ab` compares two builds). */
+  main?: string
+  /** That build's node flags (`serviceNodeFlagsOf`); each build runs with its own. */
+  serviceFlags?: readonly string[]
+  /** The most connections its push requests are sent on (`--http-connections`). */
+  httpConnections?: number
+}
+
 /**
  * The built service (`dist/api/main.js`) as its own process, on the embedded store, with its
- * node flags; `main` and `serviceFlags` name another build's entry point and flags
- * (`npm run bench:ab` compares two builds: each runs with its own, `serviceNodeFlagsOf`);
- * `httpConnections`: the most connections its push requests are sent on.
+ * node flags, or another build's (`main`, `serviceFlags`).
  */
-export async function startMqpush(
-  env: Record<string, string> = {},
-  main = new URL('../../api/main.js', import.meta.url).pathname,
-  serviceFlags: readonly string[] = SERVICE_NODE_FLAGS,
-  httpConnections = HTTP_CONNECTIONS,
-): Promise<MqpushTarget> {
+export async function startMqpush(o: MqpushOptions = {}): Promise<MqpushTarget> {
+  const env = o.env ?? {}
+  const main = o.main ?? new URL('../../api/main.js', import.meta.url).pathname
+  const serviceFlags = o.serviceFlags ?? SERVICE_NODE_FLAGS
+  const httpConnections = o.httpConnections ?? HTTP_CONNECTIONS
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-mqpush-'))
   const httpPort = await freePort()
   const mqttPort = await freePort()
