@@ -9,7 +9,6 @@ import { openPublisher, publishAll } from './publisher.js'
 import {
   cleanUpAtExit,
   freePort,
-  HTTP_CONNECTIONS,
   httpPusher,
   type HttpPushTarget,
   kill,
@@ -52,7 +51,7 @@ async function bareBroker(
   port: number,
   cleanup: () => void,
   httpPort?: number,
-  httpConnections = HTTP_CONNECTIONS,
+  httpConnections?: number,
 ): Promise<Target> {
   child.on('exit', cleanup)
   const forget = cleanUpAtExit(() => {
@@ -119,7 +118,7 @@ async function bareBroker(
 }
 
 /** The `aedes-http` floor's push endpoint, and the sender of its push requests. */
-function floorHttp(port: number, maxConnections: number) {
+function floorHttp(port: number, maxConnections: number | undefined) {
   const url = `http://127.0.0.1:${port}`
   // as mqpush's requests carry one (the floor ignores it)
   const pusher = httpPusher(url, { authorization: 'Bearer unused' }, maxConnections)

@@ -10,7 +10,6 @@ import { httpJson } from './http.js'
 import {
   cleanUpAtExit,
   freePort,
-  HTTP_CONNECTIONS,
   httpPusher,
   type HttpPushTarget,
   kill,
@@ -58,7 +57,6 @@ export async function startMqpush(o: MqpushOptions = {}): Promise<MqpushTarget> 
   const env = o.env ?? {}
   const main = o.main ?? new URL('../../api/main.js', import.meta.url).pathname
   const serviceFlags = o.serviceFlags ?? SERVICE_NODE_FLAGS
-  const httpConnections = o.httpConnections ?? HTTP_CONNECTIONS
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-mqpush-'))
   const httpPort = await freePort()
   const mqttPort = await freePort()
@@ -114,7 +112,7 @@ export async function startMqpush(o: MqpushOptions = {}): Promise<MqpushTarget> 
   ).body as { apps: Array<{ appId: string; appKey: string; appSecret: string }> }
   const app = apps.apps[0]!
   const auth = { authorization: `Bearer ${app.appSecret}` }
-  const pusher = httpPusher(httpUrl, auth, httpConnections)
+  const pusher = httpPusher(httpUrl, auth, o.httpConnections)
   const post = async (path: string, body: unknown) => {
     const res = await httpJson('POST', httpUrl + path, body, auth)
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${JSON.stringify(res.body)}`)
