@@ -22,6 +22,8 @@ import { MessageService } from './core/messages/message-service.js'
 import type { App } from './core/model.js'
 import { ReceiptService } from './core/receipts/receipt-service.js'
 import { createHttpApp } from './http/app.js'
+import type { HttpDeps } from './http/deps.js'
+import { withPushRoute } from './http/push-route.js'
 import { defineJobs } from './jobs/definitions.js'
 import { startJobs } from './jobs/index.js'
 import { BackupSpaceError, openEmbeddedStore } from './store/embedded/index.js'
@@ -32,6 +34,11 @@ export interface StartOptions {
   log?: Logger
   /** Print the first-start banner (credentials) to stdout. */
   banner?: boolean
+  /**
+   * Serve `POST /v1/messages` before hono's router (api/http/push-route.ts; the default); `false`:
+   * through the router like every other route (tests compare the two).
+   */
+  pushRoute?: boolean
 }
 
 export interface Running {
@@ -160,7 +167,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   if (recovered > 0) log.info({ recovered }, 'dispatched messages accepted before a crash')
 
   let ready = false
-  const http = createHttpApp({
+  const httpDeps: HttpDeps = {
     apps,
     devices,
     messages,
@@ -197,11 +204,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     corsOrigins: config.httpCorsOrigins,
     isReady: () => ready,
     log,
-  })
+  }
+  const http = createHttpApp(httpDeps)
+  const fetch = options.pushRoute === false ? http.fetch : withPushRoute(http, httpDeps)
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: http.fetch, port: config.httpPort, hostname: config.httpHost }, () =>
-      resolve(s),
-    )
+    const s = serve({ fetch, port: config.httpPort, hostname: config.httpHost }, () => resolve(s))
     s.once('error', reject)
   })
   // app servers keep their connections between pushes; a server that closes them first makes

@@ -35,6 +35,8 @@ export interface TestServerOptions {
   clock?: Clock
   /** Reuse a data directory (restart tests). */
   dataDir?: string
+  /** `false`: `POST /v1/messages` through hono's router, as every other route (`StartOptions`). */
+  pushRoute?: boolean
 }
 
 /** The whole service in this process on free ports and a temporary data directory. */
@@ -53,6 +55,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     banner: false,
     log: silentLogger,
     ...(options.clock && { clock: options.clock }),
+    ...(options.pushRoute !== undefined && { pushRoute: options.pushRoute }),
   })
   const baseUrl = `http://127.0.0.1:${running.httpPort}`
   const app = running.defaultApp

@@ -3,6 +3,7 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import { ErrorCode } from '../../../sdk/protocol/error-codes.js'
 import { ApiError } from '../../core/errors.js'
 import { safeEqual } from '../../core/ids.js'
+import type { App } from '../../core/model.js'
 import type { HttpDeps, HttpEnv } from '../deps.js'
 
 /** The client's address (the socket's; no proxy headers are trusted). */
@@ -18,8 +19,16 @@ export function clientAddress(c: Context): string {
  * Runs an authentication and counts its failure against the client address; an address over
  * its limit gets 42902 before any credential is checked.
  */
-export async function guarded<T>(c: Context, deps: HttpDeps, check: () => Promise<T>): Promise<T> {
-  const address = clientAddress(c)
+export function guarded<T>(c: Context, deps: HttpDeps, check: () => Promise<T>): Promise<T> {
+  return guardedAt(clientAddress(c), deps, check)
+}
+
+/** `guarded` for a client `address` known without a hono context. */
+export async function guardedAt<T>(
+  address: string,
+  deps: HttpDeps,
+  check: () => Promise<T>,
+): Promise<T> {
   if (deps.limits.authFailures.isLimited(address)) {
     throw new ApiError(ErrorCode.AUTH_RATE_LIMITED, undefined, { retryAfter: 60 })
   }
@@ -33,25 +42,39 @@ export async function guarded<T>(c: Context, deps: HttpDeps, check: () => Promis
 
 function credentials(c: Context, scheme: 'Bearer' | 'Basic'): string {
   const header = c.req.header('authorization')
+  if (scheme === 'Bearer') return bearerCredentials(header)
   if (!header) throw new ApiError(ErrorCode.MISSING_CREDENTIALS)
-  if (scheme === 'Bearer') {
-    // MiPush sends `key=<secret>`; both forms are accepted
-    const m = /^(?:Bearer\s+|key=)(.+)$/i.exec(header.trim())
-    if (!m) throw new ApiError(ErrorCode.MISSING_CREDENTIALS, 'use Authorization: Bearer <secret>')
-    return (m[1] as string).trim()
-  }
   const m = /^Basic\s+(.+)$/i.exec(header.trim())
   if (!m) throw new ApiError(ErrorCode.MISSING_CREDENTIALS, 'use HTTP Basic: regId and token')
   return Buffer.from(m[1] as string, 'base64').toString('utf8')
 }
 
+/** The secret of an `Authorization: Bearer <secret>` header (or MiPush's `key=<secret>`). */
+export function bearerCredentials(header: string | undefined): string {
+  if (!header) throw new ApiError(ErrorCode.MISSING_CREDENTIALS)
+  // MiPush sends `key=<secret>`; both forms are accepted
+  const m = /^(?:Bearer\s+|key=)(.+)$/i.exec(header.trim())
+  if (!m) throw new ApiError(ErrorCode.MISSING_CREDENTIALS, 'use Authorization: Bearer <secret>')
+  return (m[1] as string).trim()
+}
+
 /** Servers: `Authorization: Bearer <app secret>` (or MiPush's `key=<app secret>`). */
 export function appAuth(deps: HttpDeps): MiddlewareHandler<HttpEnv> {
   return async function appAuthMiddleware(c, next) {
-    const app = await guarded(c, deps, () => deps.apps.authenticateSecret(credentials(c, 'Bearer')))
-    c.set('app', app)
+    c.set('app', await authenticateApp(deps, clientAddress(c), c.req.header('authorization')))
     await next()
   }
+}
+
+/** The app whose secret `authorization` carries, guarded by the failure limit of `address`. */
+export function authenticateApp(
+  deps: HttpDeps,
+  address: string,
+  authorization: string | undefined,
+): Promise<App> {
+  return guardedAt(address, deps, () =>
+    deps.apps.authenticateSecret(bearerCredentials(authorization)),
+  )
 }
 
 /** Devices: HTTP Basic with the regId as user and the device token as password. */

@@ -9,9 +9,35 @@ import { ApiError } from '../../core/errors.js'
  * wrongly shaped, or the specific code a schema attaches to a limit (title too long …).
  */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  const type = c.req.header('content-type') ?? ''
-  if (!/^application\/json\b/i.test(type)) throw new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
-  const text = await bodyText(c)
+  if (!isJson(c.req.header('content-type') ?? '')) {
+    throw new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+  }
+  return parseJson(await bodyText(c), schema)
+}
+
+/**
+ * `readJson` for a request read off Node's `IncomingMessage` directly (the push route served
+ * before the router, `api/http/push-route.ts`): the same checks and errors, `limit` enforced
+ * while reading. `contentType` as the request's headers give it (duplicates joined, as hono's
+ * `c.req.header()` gives them).
+ */
+export async function readJsonFrom<S extends z.ZodType>(
+  incoming: IncomingMessage,
+  contentType: string | null,
+  schema: S,
+  limit: number,
+): Promise<z.output<S>> {
+  if (!isJson(contentType ?? '')) {
+    throw new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+  }
+  return parseJson(await readAll(incoming, limit), schema)
+}
+
+function isJson(contentType: string): boolean {
+  return /^application\/json\b/i.test(contentType)
+}
+
+function parseJson<S extends z.ZodType>(text: string, schema: S): z.output<S> {
   let raw: unknown
   try {
     raw = JSON.parse(text)
@@ -108,11 +134,15 @@ function throwWith(
  */
 export function limitBody(maxBytes: number): MiddlewareHandler {
   return async function limitBodyMiddleware(c, next) {
-    const length = c.req.header('content-length')
-    if (length !== undefined && Number(length) > maxBytes) {
-      throw new ApiError(ErrorCode.BODY_TOO_LARGE)
-    }
+    refuseDeclaredOver(c.req.header('content-length'), maxBytes)
     c.set('bodyLimitBytes' as never, maxBytes as never)
     await next()
+  }
+}
+
+/** 41301 when a request's Content-Length says its body is over `maxBytes`. */
+export function refuseDeclaredOver(contentLength: string | undefined, maxBytes: number): void {
+  if (contentLength !== undefined && Number(contentLength) > maxBytes) {
+    throw new ApiError(ErrorCode.BODY_TOO_LARGE)
   }
 }

@@ -24,12 +24,16 @@ export function securityHeaders(): MiddlewareHandler {
   return async function securityHeadersMiddleware(c, next) {
     const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
     if (outgoing) {
-      // Node merges these with the answer's own headers when it writes the head
-      for (const [name, value] of SECURITY_HEADERS) outgoing.setHeader(name, value)
+      setSecurityHeaders(outgoing)
       return next()
     }
     // no Node response (app.request() in tests): through the answer's headers
     await next()
     for (const [name, value] of SECURITY_HEADERS) c.res.headers.set(name, value)
   }
+}
+
+/** On Node's response: Node merges them with the answer's own headers when it writes the head. */
+export function setSecurityHeaders(outgoing: ServerResponse): void {
+  for (const [name, value] of SECURITY_HEADERS) outgoing.setHeader(name, value)
 }
