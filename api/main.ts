@@ -35,8 +35,8 @@ export interface StartOptions {
   /** Print the first-start banner (credentials) to stdout. */
   banner?: boolean
   /**
-   * Serve `POST /v1/messages` before hono's router (api/http/push-route.ts; the default); `false`:
-   * through the router like every other route (tests compare the two).
+   * For tests: `false` serves `POST /v1/messages` through hono's router like every other route,
+   * instead of before it (api/http/push-route.ts), so that the two can be compared.
    */
   pushRoute?: boolean
 }

@@ -4,7 +4,7 @@ import type { Hono } from 'hono'
 import { PushRequestSchema } from '../../sdk/protocol/schemas.js'
 import type { ApiError } from '../core/errors.js'
 import type { HttpDeps, HttpEnv } from './deps.js'
-import { authenticateApp } from './middleware/auth.js'
+import { addressOf, authenticateApp } from './middleware/auth.js'
 import { readJsonFrom, refuseDeclaredOver } from './middleware/body.js'
 import { asApiError, errorBody } from './middleware/errors.js'
 import { setSecurityHeaders } from './middleware/security-headers.js'
@@ -19,17 +19,19 @@ type FetchHandler = (
 ) => Response | Promise<Response>
 
 /**
- * The HTTP API's fetch handler on Node: `POST /v1/messages` (the path exactly, no query) is served
- * before hono's router, everything else goes through `app`. Routing, the context and the
- * middleware chain cost ~14 % of a push's CPU where pushes come as fast as the service takes them
+ * The HTTP API's fetch handler on Node: `POST /v1/messages` (that request target exactly, over
+ * HTTP/1) is served before hono's router, everything else goes through `app`. Skipping the
+ * router, the context and the middleware chain takes ~9 % off the CPU of an accepted push
  * (docs/benchmarks.md, "Optimizations"). The steps are the router's for that route, in its
  * order, each the same function: the security headers, the Content-Length limit, the app's
  * secret under the failed-authentication limit, the push limit, the JSON body, the send; errors
- * answer as `onError` answers them. The route stays on the router too (requests with a query
- * string, `app.request()` in tests). test/integration/push-route.test.ts sends the same requests
- * both ways and compares the answers: change one path, change the other.
- * @hono/node-server still does the rest around it (the request's URL and Host checked, answers
- * written, unread bodies drained, aborts).
+ * answer as `onError` answers them, and what hono does not catch (a rejection that is not an
+ * `Error`) is left to the adapter as hono leaves it. The route stays on the router for the other
+ * forms of the same request (a query string, an absolute-form or percent-encoded target, HTTP/2,
+ * `app.request()` in tests). test/integration/push-route.test.ts sends the same requests both
+ * ways and compares the answers: change one path, change the other. @hono/node-server still
+ * does the rest around it (the request's target and Host checked, answers written, unread
+ * bodies drained, aborts).
  */
 export function withPushRoute(app: Hono<HttpEnv>, deps: HttpDeps): FetchHandler {
   return (req, env) => {
@@ -51,7 +53,7 @@ async function push(req: Request, env: HttpBindings, deps: HttpDeps): Promise<Re
   try {
     const headers = req.headers
     refuseDeclaredOver(headers.get('content-length') ?? undefined, deps.bodyLimitBytes)
-    const address = env.incoming.socket.remoteAddress ?? 'unknown'
+    const address = addressOf(env.incoming)
     const app = await authenticateApp(deps, address, headers.get('authorization') ?? undefined)
     const answer = await acceptPush(deps, app, () =>
       readJsonFrom(
@@ -63,6 +65,8 @@ async function push(req: Request, env: HttpBindings, deps: HttpDeps): Promise<Re
     )
     return new Response(JSON.stringify(answer), { headers: jsonHeaders() })
   } catch (err) {
+    // hono's onError sees only Errors; anything else goes on to the adapter (a bare 500)
+    if (!(err instanceof Error)) throw err
     return errorAnswer(asApiError(err, deps.log, 'POST', PUSH_PATH))
   }
 }
@@ -81,7 +85,7 @@ function errorAnswer(err: ApiError): Response {
   return new Response(body, { status: err.http, headers })
 }
 
-/** As hono's `c.json()` sets them; a new object each time, as the adapter may add to it. */
+/** As hono's `c.json()` sets them (a new object each time: nothing shares what an answer holds). */
 function jsonHeaders(): Record<string, string> {
   return { 'Content-Type': 'application/json' }
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../api/config/load.js'
 import { start, type Running } from '../../api/main.js'
 import type { Clock } from '../../api/core/clock.js'
-import { silentLogger } from '../../api/core/logger.js'
+import { type Logger, silentLogger } from '../../api/core/logger.js'
 import type { RegisterResponse } from '../../sdk/protocol/schemas.js'
 
 export interface TestServer extends Running {
@@ -37,6 +37,8 @@ export interface TestServerOptions {
   dataDir?: string
   /** `false`: `POST /v1/messages` through hono's router, as every other route (`StartOptions`). */
   pushRoute?: boolean
+  /** Where the service logs (default: nowhere). */
+  log?: Logger
 }
 
 /** The whole service in this process on free ports and a temporary data directory. */
@@ -53,7 +55,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   })
   const running = await start(config, {
     banner: false,
-    log: silentLogger,
+    log: options.log ?? silentLogger,
     ...(options.clock && { clock: options.clock }),
     ...(options.pushRoute !== undefined && { pushRoute: options.pushRoute }),
   })

@@ -1,5 +1,7 @@
 import { connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Logger } from '../../api/core/logger.js'
 import { ManualClock } from '../helpers/clock.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
 
@@ -44,10 +46,13 @@ function wire(r: RawRequest, t: Target, last: boolean): string {
   return head + (framing === 'length' ? body : '')
 }
 
-/** Sends the requests on one connection, the last with `connection: close`; the raw answer. */
-function exchange(t: Target, requests: RawRequest[]): Promise<string> {
+/**
+ * Sends the requests on one connection (from `localAddress`, default 127.0.0.1), the last with
+ * `connection: close`; the raw answer.
+ */
+function exchange(t: Target, requests: RawRequest[], localAddress = '127.0.0.1'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect(t.server.httpPort, '127.0.0.1', () => {
+    const socket = connect({ port: t.server.httpPort, host: '127.0.0.1', localAddress }, () => {
       socket.write(requests.map((r, i) => wire(r, t, i === requests.length - 1)).join(''))
     })
     const chunks: Buffer[] = []
@@ -57,6 +62,28 @@ function exchange(t: Target, requests: RawRequest[]): Promise<string> {
       if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err)
     })
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')))
+  })
+}
+
+/** The status of every answer in a raw exchange, in order (a 100 Continue included). */
+function statuses(raw: string): number[] {
+  return [...raw.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))
+}
+
+/** A client that sends the head and the start of a body, then goes away. */
+function cutOff(t: Target): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect(t.server.httpPort, '127.0.0.1', () => {
+      const head = wire(
+        { headers: [auth, json, ['content-length', '100']], framing: 'none' },
+        t,
+        false,
+      )
+      socket.write(head + '{"targ')
+      setTimeout(() => socket.destroy(), 50)
+    })
+    socket.on('close', () => resolve())
+    socket.on('error', () => {})
   })
 }
 
@@ -72,14 +99,20 @@ const json: [string, string] = ['content-type', 'application/json']
 const push = (target: string) =>
   `{"target":{"regIds":["${target}"]},"kind":"passThrough","payload":"same"}`
 
-const CASES: Array<[string, RawRequest[]]> = [
-  ['a push', [{ headers: [auth, json], body: push('{regId}') }]],
+const over = (n: number) => `{"p":"${'x'.repeat(n)}"}`
+const wrong: [string, string] = ['authorization', 'Bearer not-the-secret']
+
+/** Name, the status of each answer, and the requests, sent on one connection. */
+const CASES: Array<[string, number[], RawRequest[]]> = [
+  ['a push', [200], [{ headers: [auth, json], body: push('{regId}') }]],
   [
     "MiPush's key= form",
+    [200],
     [{ headers: [['authorization', 'key={secret}'], json], body: push('{regId}') }],
   ],
   [
-    'a push to all, in pieces',
+    'a push to all, chunked',
+    [200],
     [
       {
         headers: [auth, json],
@@ -88,27 +121,28 @@ const CASES: Array<[string, RawRequest[]]> = [
       },
     ],
   ],
-  ['no credentials', [{ headers: [json], body: push('{regId}') }]],
+  ['no credentials', [401], [{ headers: [json], body: push('{regId}') }]],
   [
     'Basic credentials',
+    [401],
     [{ headers: [['authorization', 'Basic eDp5'], json], body: push('{regId}') }],
   ],
-  [
-    'a wrong secret',
-    [{ headers: [['authorization', 'Bearer not-the-secret'], json], body: push('{regId}') }],
-  ],
-  ['two Authorization headers', [{ headers: [auth, auth, json], body: push('{regId}') }]],
-  ['no content type', [{ headers: [auth], body: push('{regId}') }]],
+  ['a wrong secret', [401], [{ headers: [wrong, json], body: push('{regId}') }]],
+  ['two Authorization headers', [401], [{ headers: [auth, auth, json], body: push('{regId}') }]],
+  ['no content type', [415], [{ headers: [auth], body: push('{regId}') }]],
   [
     'a form',
+    [415],
     [{ headers: [auth, ['content-type', 'application/x-www-form-urlencoded']], body: 'a=b' }],
   ],
   [
     'two content types',
+    [415],
     [{ headers: [auth, ['content-type', 'text/plain'], json], body: push('{regId}') }],
   ],
   [
     'JSON with a charset',
+    [200],
     [
       {
         headers: [auth, ['content-type', 'application/json; charset=utf-8']],
@@ -116,16 +150,29 @@ const CASES: Array<[string, RawRequest[]]> = [
       },
     ],
   ],
-  ['broken JSON', [{ headers: [auth, json], body: '{"target":' }]],
-  ['no body', [{ headers: [auth, json] }]],
+  ['broken JSON', [400], [{ headers: [auth, json], body: '{"target":' }]],
+  ['no body', [400], [{ headers: [auth, json] }]],
+  ['a Content-Length of 0', [400], [{ headers: [auth, json], body: '' }]],
   [
     'a wrongly shaped push',
+    [400],
     [{ headers: [auth, json], body: '{"target":{"type":"all"},"title":""}' }],
   ],
-  ['a bad regId', [{ headers: [auth, json], body: push('not-a-regid') }]],
-  ['an unknown regId', [{ headers: [auth, json], body: push('AAAAAAAAAAAAAAAAAAAAAA') }]],
+  ['a bad regId', [400], [{ headers: [auth, json], body: push('not-a-regid') }]],
+  ['an unknown regId', [200], [{ headers: [auth, json], body: push('AAAAAAAAAAAAAAAAAAAAAA') }]],
+  [
+    'a lone surrogate in the payload',
+    [200],
+    [
+      {
+        headers: [auth, json],
+        body: '{"target":{"all":true},"kind":"passThrough","payload":"\udc80"}',
+      },
+    ],
+  ],
   [
     'a payload over the limit',
+    [413],
     [
       {
         headers: [auth, json],
@@ -135,41 +182,81 @@ const CASES: Array<[string, RawRequest[]]> = [
   ],
   [
     'a body over the limit, by Content-Length',
-    [{ headers: [auth, json], body: `{"p":"${'x'.repeat(20_000)}"}` }],
+    [413],
+    [{ headers: [auth, json], body: over(20_000) }],
   ],
   [
     'a body over the limit, chunked',
-    [{ headers: [auth, json], body: `{"p":"${'x'.repeat(20_000)}"}`, framing: 'chunked' }],
+    [413],
+    [{ headers: [auth, json], body: over(20_000), framing: 'chunked' }],
   ],
   [
     'a declared length over the limit without credentials',
+    [413],
     [{ headers: [['content-length', '999999'], json] }],
   ],
   [
+    'Expect: 100-continue',
+    [100, 200],
+    [{ headers: [auth, json, ['expect', '100-continue']], body: push('{regId}') }],
+  ],
+  [
     'a refusal, then a push on the same connection',
+    [401, 200],
     [
-      { headers: [['authorization', 'Bearer wrong'], json], body: push('{regId}') },
+      { headers: [wrong, json], body: push('{regId}') },
       { headers: [auth, json], body: push('{regId}') },
     ],
   ],
   [
     'pushes in a row on one connection',
+    [200, 400, 200],
     [
       { headers: [auth, json], body: push('{regId}') },
       { headers: [auth, json], body: 'nope' },
       { headers: [auth, json], body: push('{regId}') },
     ],
   ],
-  ['a bad Host header', [{ headers: [['host', 'a b'], auth, json], body: push('{regId}') }]],
+  // refused by Node or @hono/node-server before either path
+  ['a bad Host header', [400], [{ headers: [['host', 'a b'], auth, json], body: push('{regId}') }]],
   [
-    'a query string (the router either way)',
+    'Content-Length and chunked at once',
+    [400],
+    [{ headers: [auth, json, ['content-length', '5']], body: push('{regId}'), framing: 'chunked' }],
+  ],
+  [
+    'a lower-case method',
+    [400],
+    [{ method: 'post', headers: [auth, json], body: push('{regId}') }],
+  ],
+  // through the router either way
+  [
+    'a query string',
+    [200],
     [{ path: '/v1/messages?x=1', headers: [auth, json], body: push('{regId}') }],
   ],
-  ['a trailing slash', [{ path: '/v1/messages/', headers: [auth, json], body: push('{regId}') }]],
-  ['another method', [{ method: 'PUT', headers: [auth, json], body: push('{regId}') }]],
-  ['a GET', [{ method: 'GET', headers: [auth] }]],
+  [
+    'an absolute-form target',
+    [200],
+    [{ path: 'http://127.0.0.1/v1/messages', headers: [auth, json], body: push('{regId}') }],
+  ],
+  [
+    'a percent-encoded path',
+    [200],
+    [{ path: '/v1/%6Dessages', headers: [auth, json], body: push('{regId}') }],
+  ],
+  ['a fragment', [200], [{ path: '/v1/messages#x', headers: [auth, json], body: push('{regId}') }]],
+  [
+    'a trailing slash',
+    [404],
+    [{ path: '/v1/messages/', headers: [auth, json], body: push('{regId}') }],
+  ],
+  ['another method', [404], [{ method: 'PUT', headers: [auth, json], body: push('{regId}') }]],
+  ['a GET', [404], [{ method: 'GET', headers: [auth] }]],
+  ['a HEAD', [404], [{ method: 'HEAD', headers: [auth] }]],
   [
     'a preflight',
+    [404],
     [
       {
         method: 'OPTIONS',
@@ -182,15 +269,40 @@ const CASES: Array<[string, RawRequest[]]> = [
   ],
 ]
 
-async function pair(env: Record<string, string>): Promise<[Target, Target]> {
+/** Two services alike but for the push route, on one clock; `logs` gets what each logs. */
+async function pair(
+  env: Record<string, string>,
+  logs?: [LogEntry[], LogEntry[]],
+): Promise<[Target, Target]> {
   const clock = new ManualClock()
   const targets: Target[] = []
-  for (const pushRoute of [true, false]) {
-    const server = await startTestServer({ env, clock, pushRoute })
+  for (const [i, pushRoute] of [true, false].entries()) {
+    const log = logs && recorder(logs[i] as LogEntry[])
+    const server = await startTestServer({ env, clock, pushRoute, ...(log && { log }) })
     const reg = await server.register()
     targets.push({ server, secret: server.defaultApp.secret, regId: reg.regId })
   }
   return targets as [Target, Target]
+}
+
+interface LogEntry {
+  level: string
+  fields: Record<string, string>
+  msg: string | undefined
+}
+
+/** A logger that keeps each entry, its fields as strings (an error as its message). */
+function recorder(into: LogEntry[]): Logger {
+  const keep = (level: string) => (obj: object, msg?: string) => {
+    const fields: Record<string, string> = {}
+    for (const [k, v] of Object.entries(obj)) fields[k] = String(v)
+    into.push({ level, fields, msg })
+  }
+  return { error: keep('error'), warn: keep('warn'), info: keep('info'), debug: keep('debug') }
+}
+
+async function stopAll(...targets: Target[]): Promise<void> {
+  for (const t of targets) await t.server.stop()
 }
 
 describe('POST /v1/messages before the router answers as the router does', () => {
@@ -204,10 +316,10 @@ describe('POST /v1/messages before the router answers as the router does', () =>
     await router?.server.stop()
   })
 
-  it.each(CASES)('%s', async (_name, requests) => {
+  it.each(CASES)('%s: %j', async (_name, expected, requests) => {
     const a = await exchange(fast, requests)
     const b = await exchange(router, requests)
-    expect(a).toMatch(/^HTTP\/1\.1 \d{3} /)
+    expect(statuses(a)).toEqual(expected)
     expect(comparable(a)).toBe(comparable(b))
   })
 })
@@ -226,8 +338,7 @@ describe('POST /v1/messages before the router: limits', () => {
       expect(a).toMatch(/\r\nretry-after: 1\r\n/)
       expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
     } finally {
-      await fast.server.stop()
-      await router.server.stop()
+      await stopAll(fast, router)
     }
   })
 
@@ -243,25 +354,123 @@ describe('POST /v1/messages before the router: limits', () => {
       expect(a).toMatch(/"code":42902/)
       expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
     } finally {
-      await fast.server.stop()
-      await router.server.stop()
+      await stopAll(fast, router)
     }
   })
 
-  it('an unexpected failure: 50001 either way', async () => {
+  it('the push limit is spent before the body is read: 42901 for a broken body too', async () => {
+    const [fast, router] = await pair({ MQPUSH_RATE_PUSH_PER_SEC: '1' })
+    try {
+      const ok: RawRequest = { headers: [auth, json], body: push('{regId}') }
+      const requests: RawRequest[] = [ok, ok, { headers: [auth, json], body: 'nope' }]
+      const a = await exchange(fast, requests)
+      expect(statuses(a)).toEqual([200, 200, 429])
+      expect(a).toMatch(/"code":42901/)
+      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
+    } finally {
+      await stopAll(fast, router)
+    }
+  })
+
+  it('the failed-authentication limit counts per client address', async () => {
+    const [fast, router] = await pair({ MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '2' })
+    try {
+      const refused: RawRequest = { headers: [wrong, json], body: push('{regId}') }
+      for (const t of [fast, router]) {
+        const a = await exchange(t, [refused, refused, refused], '127.0.0.1')
+        expect(statuses(a)).toEqual([401, 401, 429])
+        // another address is not blocked
+        const b = await exchange(t, [{ headers: [auth, json], body: push('{regId}') }], '127.0.0.2')
+        expect(statuses(b)).toEqual([200])
+      }
+    } finally {
+      await stopAll(fast, router)
+    }
+  })
+})
+
+describe('POST /v1/messages before the router: failures', () => {
+  it('is served before the router in the service that has the route, and only there', async () => {
     const [fast, router] = await pair({})
+    try {
+      // the byte comparison cannot tell which path answered: the stack at the send can
+      const stacks: string[] = []
+      for (const t of [fast, router]) {
+        const messages = t.server.services.messages
+        const send = messages.send.bind(messages)
+        messages.send = (...args) => {
+          stacks.push(new Error('where from').stack ?? '')
+          return send(...args)
+        }
+      }
+      const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
+      await exchange(fast, requests)
+      await exchange(router, requests)
+      expect(stacks).toHaveLength(2)
+      expect(stacks[0]).toMatch(/push-route\.ts/)
+      expect(stacks[1]).not.toMatch(/push-route\.ts/)
+    } finally {
+      await stopAll(fast, router)
+    }
+  })
+
+  it('an unexpected failure: 50001 either way, logged the same way', async () => {
+    const logs: [LogEntry[], LogEntry[]] = [[], []]
+    const [fast, router] = await pair({}, logs)
     try {
       for (const t of [fast, router]) {
         t.server.services.messages.send = () => Promise.reject(new Error('the store is gone'))
       }
       const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
       const a = await exchange(fast, requests)
-      expect(a).toMatch(/^HTTP\/1\.1 500 /)
+      expect(statuses(a)).toEqual([500])
       expect(a).toMatch(/"code":50001/)
       expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
+      const errors = logs.map((l) => l.filter((e) => e.level === 'error'))
+      expect(errors[0]).toEqual([
+        {
+          level: 'error',
+          fields: { err: 'Error: the store is gone', method: 'POST', path: '/v1/messages' },
+          msg: 'unhandled error',
+        },
+      ])
+      expect(errors[1]).toEqual(errors[0])
     } finally {
-      await fast.server.stop()
-      await router.server.stop()
+      await stopAll(fast, router)
+    }
+  })
+
+  it('a rejection that is not an Error: the same answer either way (a bare 500)', async () => {
+    const [fast, router] = await pair({})
+    try {
+      for (const t of [fast, router]) {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the point
+        t.server.services.messages.send = () => Promise.reject('the store is gone')
+      }
+      const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
+      const a = await exchange(fast, requests)
+      expect(statuses(a)).toEqual([500])
+      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
+    } finally {
+      await stopAll(fast, router)
+    }
+  })
+
+  it('a body cut off by the client: logged the same way, and both keep serving', async () => {
+    const logs: [LogEntry[], LogEntry[]] = [[], []]
+    const [fast, router] = await pair({}, logs)
+    try {
+      for (const t of [fast, router]) await cutOff(t)
+      await sleep(100)
+      expect(logs[0].filter((e) => e.level === 'error')).toEqual(
+        logs[1].filter((e) => e.level === 'error'),
+      )
+      const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
+      const a = await exchange(fast, requests)
+      expect(statuses(a)).toEqual([200])
+      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
+    } finally {
+      await stopAll(fast, router)
     }
   })
 })

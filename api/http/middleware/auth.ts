@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono'
-import { getConnInfo } from '@hono/node-server/conninfo'
+import type { IncomingMessage } from 'node:http'
 import { ErrorCode } from '../../../sdk/protocol/error-codes.js'
 import { ApiError } from '../../core/errors.js'
 import { safeEqual } from '../../core/ids.js'
@@ -8,11 +8,13 @@ import type { HttpDeps, HttpEnv } from '../deps.js'
 
 /** The client's address (the socket's; no proxy headers are trusted). */
 export function clientAddress(c: Context): string {
-  try {
-    return getConnInfo(c).remote.address ?? 'unknown'
-  } catch {
-    return 'local' // app.request() in tests has no socket
-  }
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
+  return incoming ? addressOf(incoming) : 'local' // app.request() in tests has no socket
+}
+
+/** `clientAddress` of a Node request. */
+export function addressOf(incoming: IncomingMessage): string {
+  return incoming.socket?.remoteAddress ?? 'unknown'
 }
 
 /**
