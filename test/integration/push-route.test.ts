@@ -456,15 +456,14 @@ describe('POST /v1/messages before the router: failures', () => {
     }
   })
 
-  it('a body cut off by the client: logged the same way, and both keep serving', async () => {
+  it('a body cut off by its client: not logged as an error, and both keep serving', async () => {
     const logs: [LogEntry[], LogEntry[]] = [[], []]
     const [fast, router] = await pair({}, logs)
     try {
       for (const t of [fast, router]) await cutOff(t)
       await sleep(100)
-      expect(logs[0].filter((e) => e.level === 'error')).toEqual(
-        logs[1].filter((e) => e.level === 'error'),
-      )
+      // a client going away is not the service's fault: no error logged, either way
+      expect(logs.map((l) => l.filter((e) => e.level === 'error'))).toEqual([[], []])
       const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
       const a = await exchange(fast, requests)
       expect(statuses(a)).toEqual([200])
