@@ -301,8 +301,26 @@ function recorder(into: LogEntry[]): Logger {
   return { error: keep('error'), warn: keep('warn'), info: keep('info'), debug: keep('debug') }
 }
 
-async function stopAll(...targets: Target[]): Promise<void> {
-  for (const t of targets) await t.server.stop()
+/** Runs `body` with a pair (`pair`), and stops both services after it. */
+async function onPair(
+  env: Record<string, string>,
+  body: (fast: Target, router: Target) => Promise<void>,
+  logs?: [LogEntry[], LogEntry[]],
+): Promise<void> {
+  const [fast, router] = await pair(env, logs)
+  try {
+    await body(fast, router)
+  } finally {
+    await fast.server.stop()
+    await router.server.stop()
+  }
+}
+
+/** The fast service's answer to `requests`, after checking the router's is the same. */
+async function sameAnswers(fast: Target, router: Target, requests: RawRequest[]): Promise<string> {
+  const a = await exchange(fast, requests)
+  expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
+  return a
 }
 
 describe('POST /v1/messages before the router answers as the router does', () => {
@@ -325,74 +343,52 @@ describe('POST /v1/messages before the router answers as the router does', () =>
 })
 
 describe('POST /v1/messages before the router: limits', () => {
-  it('the push limit: the same answers, Retry-After included', async () => {
-    const [fast, router] = await pair({ MQPUSH_RATE_PUSH_PER_SEC: '2' })
-    try {
-      // a burst of two seconds: 4 pushes, then 42901
-      const requests = Array.from({ length: 6 }, () => ({
-        headers: [auth, json],
-        body: push('{regId}'),
-      }))
-      const a = await exchange(fast, requests)
-      expect(a.match(/HTTP\/1\.1 429 /g)).toHaveLength(2)
-      expect(a).toMatch(/\r\nretry-after: 1\r\n/)
-      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
-    } finally {
-      await stopAll(fast, router)
-    }
-  })
+  const one: RawRequest = { headers: [auth, json], body: push('{regId}') }
+  const refused: RawRequest = { headers: [wrong, json], body: push('{regId}') }
 
-  it('the failed-authentication limit: the same answers, the address blocked for the secret too', async () => {
-    const [fast, router] = await pair({ MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '3' })
-    try {
-      const wrong = { headers: [['authorization', 'Bearer wrong'], json], body: push('{regId}') }
-      const right = { headers: [auth, json], body: push('{regId}') }
-      const requests = [wrong, wrong, wrong, wrong, right] as RawRequest[]
-      const a = await exchange(fast, requests)
-      expect(a.match(/HTTP\/1\.1 401 /g)).toHaveLength(3)
-      expect(a.match(/HTTP\/1\.1 429 /g)).toHaveLength(2)
-      expect(a).toMatch(/"code":42902/)
-      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
-    } finally {
-      await stopAll(fast, router)
-    }
+  it('the push limit: the same answers, Retry-After included', async () => {
+    await onPair({ MQPUSH_RATE_PUSH_PER_SEC: '2' }, async (fast, router) => {
+      // a burst of two seconds: 4 pushes, then 42901
+      const a = await sameAnswers(fast, router, [one, one, one, one, one, one])
+      expect(statuses(a)).toEqual([200, 200, 200, 200, 429, 429])
+      expect(a).toMatch(/\r\nretry-after: 1\r\n/)
+    })
   })
 
   it('the push limit is spent before the body is read: 42901 for a broken body too', async () => {
-    const [fast, router] = await pair({ MQPUSH_RATE_PUSH_PER_SEC: '1' })
-    try {
-      const ok: RawRequest = { headers: [auth, json], body: push('{regId}') }
-      const requests: RawRequest[] = [ok, ok, { headers: [auth, json], body: 'nope' }]
-      const a = await exchange(fast, requests)
+    await onPair({ MQPUSH_RATE_PUSH_PER_SEC: '1' }, async (fast, router) => {
+      const broken: RawRequest = { headers: [auth, json], body: 'nope' }
+      const a = await sameAnswers(fast, router, [one, one, broken])
       expect(statuses(a)).toEqual([200, 200, 429])
       expect(a).toMatch(/"code":42901/)
-      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
-    } finally {
-      await stopAll(fast, router)
-    }
+    })
+  })
+
+  it('the failed-authentication limit: the same answers, the address blocked for the secret too', async () => {
+    await onPair({ MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '3' }, async (fast, router) => {
+      const a = await sameAnswers(fast, router, [refused, refused, refused, refused, one])
+      expect(statuses(a)).toEqual([401, 401, 401, 429, 429])
+      expect(a).toMatch(/"code":42902/)
+    })
   })
 
   it('the failed-authentication limit counts per client address', async () => {
-    const [fast, router] = await pair({ MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '2' })
-    try {
-      const refused: RawRequest = { headers: [wrong, json], body: push('{regId}') }
+    await onPair({ MQPUSH_RATE_AUTH_FAILURES_PER_MIN: '2' }, async (fast, router) => {
       for (const t of [fast, router]) {
         const a = await exchange(t, [refused, refused, refused], '127.0.0.1')
         expect(statuses(a)).toEqual([401, 401, 429])
         // another address is not blocked
-        const b = await exchange(t, [{ headers: [auth, json], body: push('{regId}') }], '127.0.0.2')
-        expect(statuses(b)).toEqual([200])
+        expect(statuses(await exchange(t, [one], '127.0.0.2'))).toEqual([200])
       }
-    } finally {
-      await stopAll(fast, router)
-    }
+    })
   })
 })
 
 describe('POST /v1/messages before the router: failures', () => {
+  const one: RawRequest = { headers: [auth, json], body: push('{regId}') }
+
   it('is served before the router in the service that has the route, and only there', async () => {
-    const [fast, router] = await pair({})
-    try {
+    await onPair({}, async (fast, router) => {
       // the byte comparison cannot tell which path answered: the stack at the send can
       const stacks: string[] = []
       for (const t of [fast, router]) {
@@ -403,73 +399,63 @@ describe('POST /v1/messages before the router: failures', () => {
           return send(...args)
         }
       }
-      const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
-      await exchange(fast, requests)
-      await exchange(router, requests)
+      await exchange(fast, [one])
+      await exchange(router, [one])
       expect(stacks).toHaveLength(2)
       expect(stacks[0]).toMatch(/push-route\.ts/)
       expect(stacks[1]).not.toMatch(/push-route\.ts/)
-    } finally {
-      await stopAll(fast, router)
-    }
+    })
   })
 
   it('an unexpected failure: 50001 either way, logged the same way', async () => {
     const logs: [LogEntry[], LogEntry[]] = [[], []]
-    const [fast, router] = await pair({}, logs)
-    try {
-      for (const t of [fast, router]) {
-        t.server.services.messages.send = () => Promise.reject(new Error('the store is gone'))
-      }
-      const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
-      const a = await exchange(fast, requests)
-      expect(statuses(a)).toEqual([500])
-      expect(a).toMatch(/"code":50001/)
-      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
-      const errors = logs.map((l) => l.filter((e) => e.level === 'error'))
-      expect(errors[0]).toEqual([
-        {
-          level: 'error',
-          fields: { err: 'Error: the store is gone', method: 'POST', path: '/v1/messages' },
-          msg: 'unhandled error',
-        },
-      ])
-      expect(errors[1]).toEqual(errors[0])
-    } finally {
-      await stopAll(fast, router)
-    }
+    await onPair(
+      {},
+      async (fast, router) => {
+        for (const t of [fast, router]) {
+          t.server.services.messages.send = () => Promise.reject(new Error('the store is gone'))
+        }
+        const a = await sameAnswers(fast, router, [one])
+        expect(statuses(a)).toEqual([500])
+        expect(a).toMatch(/"code":50001/)
+        const errors = logs.map((l) => l.filter((e) => e.level === 'error'))
+        expect(errors[0]).toEqual([
+          {
+            level: 'error',
+            fields: { err: 'Error: the store is gone', method: 'POST', path: '/v1/messages' },
+            msg: 'unhandled error',
+          },
+        ])
+        expect(errors[1]).toEqual(errors[0])
+      },
+      logs,
+    )
   })
 
   it('a rejection that is not an Error: the same answer either way (a bare 500)', async () => {
-    const [fast, router] = await pair({})
-    try {
+    await onPair({}, async (fast, router) => {
       for (const t of [fast, router]) {
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the point
         t.server.services.messages.send = () => Promise.reject('the store is gone')
       }
-      const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
-      const a = await exchange(fast, requests)
-      expect(statuses(a)).toEqual([500])
-      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
-    } finally {
-      await stopAll(fast, router)
-    }
+      expect(statuses(await sameAnswers(fast, router, [one]))).toEqual([500])
+    })
   })
 
   it('a body cut off by its client: not logged as an error, and both keep serving', async () => {
     const logs: [LogEntry[], LogEntry[]] = [[], []]
-    const [fast, router] = await pair({}, logs)
-    try {
-      for (const t of [fast, router]) await cutOff(t)
-      await sleep(100)
-      // a client going away is not the service's fault: no error logged, either way
-      expect(logs.map((l) => l.filter((e) => e.level === 'error'))).toEqual([[], []])
-      const requests: RawRequest[] = [{ headers: [auth, json], body: push('{regId}') }]
-      const a = await exchange(fast, requests)
-      expect(statuses(a)).toEqual([200])
-      expect(comparable(a)).toBe(comparable(await exchange(router, requests)))
-    } finally {
-      await stopAll(fast, router)
-    }
+    await onPair(
+      {},
+      async (fast, router) => {
+        for (const t of [fast, router]) await cutOff(t)
+        await sleep(100)
+        // a client going away is not the service's fault: no error logged, either way
+        expect(logs.map((l) => l.filter((e) => e.level === 'error'))).toEqual([[], []])
+        // (the loggers were listening: each has the start's lines)
+        expect(logs[0].length).toBeGreaterThan(0)
+        expect(statuses(await sameAnswers(fast, router, [one]))).toEqual([200])
+      },
+      logs,
+    )
   })
 })
