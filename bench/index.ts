@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import {
   WorkerPool,
@@ -8,7 +9,7 @@ import {
   warnWithoutHarnessFlags,
   workerNodeFlags,
 } from './load/pool.js'
-import { benchEnvironment, renderMarkdown, type BenchReport } from './report.js'
+import { benchEnvironment, buildOf, renderMarkdown, type BenchReport } from './report.js'
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
@@ -123,6 +124,8 @@ const report: BenchReport = {
     // mqpush's, as `npm start` passes them; MQPUSH_BENCH_NODE_ARGS come after them
     serviceNodeFlags: [...SERVICE_NODE_FLAGS],
   },
+  // the checkout this bench runs from (git finds it from any folder in it), whose build it measures
+  build: buildOf(fileURLToPath(new URL('.', import.meta.url))),
   options: { ...opts, scenarios: [...opts.scenarios] },
   environment: benchEnvironment(),
   results: {},

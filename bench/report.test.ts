@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { benchEnvironment, renderMarkdown, type BenchReport } from './report.js'
+import { benchEnvironment, buildOf, renderMarkdown, type BenchReport } from './report.js'
 
 const report = (results: BenchReport['results']): BenchReport => ({
   startedAt: '2026-12-06T00:00:00.000Z',
@@ -226,5 +230,46 @@ describe('the environment a run had', () => {
     expect(withEnv).toContain('Environment: {"MQPUSH_BENCH_ENVELOPE":"1"}')
     expect(renderMarkdown({ ...report({}), environment: {} })).not.toContain('Environment')
     expect(renderMarkdown(report({}))).not.toContain('Environment')
+  })
+})
+
+describe('buildOf', () => {
+  const git = (dir: string, ...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.org', ...args], {
+      cwd: dir,
+      stdio: 'ignore',
+    })
+
+  it('gives the commit checked out and whether tracked files changed, from any folder in it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqpush-build-'))
+    try {
+      git(dir, 'init', '-q')
+      mkdirSync(join(dir, 'sub'))
+      writeFileSync(join(dir, 'sub', 'a.txt'), 'one')
+      git(dir, 'add', '.')
+      git(dir, 'commit', '-q', '-m', 'first')
+      const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, encoding: 'utf8' })
+      expect(buildOf(join(dir, 'sub'))).toEqual({ commit: head.trim(), dirty: false })
+      // an untracked file (a bench result, a build) does not count
+      writeFileSync(join(dir, 'sub', 'new.txt'), 'x')
+      expect(buildOf(dir)?.dirty).toBe(false)
+      writeFileSync(join(dir, 'sub', 'a.txt'), 'two')
+      expect(buildOf(dir)).toEqual({ commit: head.trim(), dirty: true })
+      // and the Markdown says so
+      const md = renderMarkdown(Object.assign(report({}), { build: buildOf(dir) }))
+      expect(md).toContain(`Build: ${head.trim()} with uncommitted changes. Options:`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('is undefined outside a checkout', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqpush-build-'))
+    try {
+      expect(buildOf(dir)).toBeUndefined()
+      expect(renderMarkdown(report({}))).not.toContain('Build:')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 /** The JSON a bench run writes, and its Markdown rendering. */
 export interface BenchReport {
   startedAt: string
@@ -14,6 +15,11 @@ export interface BenchReport {
     /** the service's own node flags (api/runtime-flags.ts), before MQPUSH_BENCH_NODE_ARGS */
     serviceNodeFlags?: string[]
   }
+  /**
+   * The checkout whose build was measured: its commit, and whether it had uncommitted changes to
+   * tracked files (absent in reports before it, and outside a git checkout; `buildOf`)
+   */
+  build?: { commit: string; dirty: boolean }
   options: Record<string, unknown>
   /** The MQPUSH_BENCH_* variables the run had (absent in reports before them; `benchEnvironment`) */
   environment?: Record<string, string>
@@ -317,6 +323,9 @@ export function renderMarkdown(report: BenchReport): string {
   const ifFloor = (text: string) => (floor ? text : '')
   const lines = [
     `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}. ` +
+      (report.build
+        ? `Build: ${report.build.commit}${report.build.dirty ? ' with uncommitted changes' : ''}. `
+        : '') +
       `Options: ${JSON.stringify(report.options)}` +
       (report.environment && Object.keys(report.environment).length > 0
         ? `. Environment: ${JSON.stringify(report.environment)}`
@@ -358,4 +367,20 @@ export function renderMarkdown(report: BenchReport): string {
     )
   }
   return lines.join('\n')
+}
+
+/**
+ * The commit checked out in `dir` and whether tracked files differ from it (untracked files do
+ * not count); undefined where there is no git or no checkout (an unpacked release).
+ */
+export function buildOf(dir: string): BenchReport['build'] {
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  try {
+    const commit = git('rev-parse', 'HEAD').trim()
+    const changes = git('status', '--porcelain', '--untracked-files=no').trim()
+    return { commit, dirty: changes.length > 0 }
+  } catch {
+    return undefined
+  }
 }
