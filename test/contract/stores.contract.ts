@@ -276,7 +276,7 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
         const m = message()
         await s.messages.insertMessage(m)
         expect(await s.messages.getMessage(m.id)).toEqual(m)
-        expect((await s.messages.listAccepted(10)).map((x) => x.id)).toEqual([m.id])
+        expect((await s.messages.listAccepted(10)).messages.map((x) => x.id)).toEqual([m.id])
         s.messages.markDispatched(m.id, { planned: 5, invalid: 2, filtered: 1, valid: 2 })
         const after = await s.messages.getMessage(m.id)
         expect(after?.state).toBe('dispatched')
@@ -288,29 +288,40 @@ export function storeContract(name: string, open: () => Promise<StoreSet>): void
           delivered: 0,
           clicked: 0,
         })
-        expect(await s.messages.listAccepted(10)).toEqual([])
+        expect(await s.messages.listAccepted(10)).toEqual({ messages: [] })
         expect(await s.messages.messageBelongsTo(m.id, APP)).toBe(true)
         expect(await s.messages.messageBelongsTo(m.id, OTHER)).toBe(false)
       })
 
-      it('pages through accepted messages oldest first, skipping those marked dispatched', async () => {
+      it('pages through accepted messages in the order accepted, skipping those marked dispatched', async () => {
         const times = [3, 1, 2, 2, 4].map((k) => 1_800_000_000_000 + k)
         const ms = times.map((t) => message({ createdAt: t }))
         for (const m of ms) await s.messages.insertMessage(m)
-        const order = [...ms]
-          .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
-          .map((m) => m.id)
+        const order = ms.map((m) => m.id)
         s.messages.markDispatched(order[3]!) // not yet durable where the adapter writes behind
         const seen: string[] = []
-        let after: { createdAt: number; id: MessageId } | undefined
+        let after: number | undefined
+        const sizes: number[] = []
         for (;;) {
           const page = await s.messages.listAccepted(2, after)
-          if (page.length === 0) break
-          seen.push(...page.map((m) => m.id))
-          const last = page[page.length - 1]!
-          after = { createdAt: last.createdAt, id: last.id }
+          seen.push(...page.messages.map((m) => m.id))
+          sizes.push(page.messages.length)
+          if (page.next === undefined) break
+          after = page.next
         }
         expect(seen).toEqual(order.filter((id) => id !== order[3]))
+        expect(sizes.slice(0, 2)).toEqual([2, 2])
+      })
+
+      it('lists only what was accepted before the listing began', async () => {
+        const before = message()
+        await s.messages.insertMessage(before)
+        const first = await s.messages.listAccepted(1)
+        const during = message()
+        await s.messages.insertMessage(during)
+        const rest = await s.messages.listAccepted(1, first.next)
+        expect([...first.messages, ...rest.messages].map((m) => m.id)).toEqual([before.id])
+        expect(rest.next).toBeUndefined()
       })
 
       it('counts each delivery and each click once per device, clicks only after delivery', async () => {

@@ -82,6 +82,6 @@ describe('MessageService.recover', () => {
     for (const m of [lost, queued, expired]) {
       expect((await s.messages.getMessage(m.id))?.state).toBe('dispatched')
     }
-    expect(await s.messages.listAccepted(10)).toEqual([])
+    expect(await s.messages.listAccepted(10)).toEqual({ messages: [] })
   })
 })

@@ -74,13 +74,10 @@ export class MessageService {
     let sent = 0
     const now = this.#deps.clock.now()
     const queued = this.#deps.dispatcher.queuedMessageIds()
-    let after: { createdAt: number; id: MessageRecord['id'] } | undefined
+    let after: number | undefined
     for (;;) {
-      const batch = await this.#deps.messages.listAccepted(100, after)
-      if (batch.length === 0) return sent
-      const last = batch[batch.length - 1] as MessageRecord
-      after = { createdAt: last.createdAt, id: last.id }
-      for (const m of batch) {
+      const page = await this.#deps.messages.listAccepted(100, after)
+      for (const m of page.messages) {
         if (m.expiresAt <= now || queued.has(m.id)) {
           this.#deps.messages.markDispatched(m.id)
           continue
@@ -90,6 +87,8 @@ export class MessageService {
         for (const step of SEND_STEPS) await step(ctx, this.#deps)
         sent++
       }
+      if (page.next === undefined) return sent
+      after = page.next
       // a turn of the event loop between pages: serving goes on while a long backlog recovers
       await setTimeout(1)
     }

@@ -15,13 +15,13 @@ export interface MessageStore {
    */
   markDispatched(id: MessageId, funnel?: Omit<MessageFunnel, 'delivered' | 'clicked'>): void
   /**
-   * Messages still `accepted` (not handed to the broker), oldest first (by creation time, then
-   * id); with `after`, only those after that message in this order (paging).
+   * Recovery's reading: the messages still `accepted` (not handed to the broker, and not
+   * marked dispatched since), in the order they were accepted, at most `limit` a page; `after`:
+   * the `next` of the page before. A listing (its first page, without `after`) covers the
+   * messages accepted before it began. Each one listed is to be dispatched or marked
+   * dispatched (an adapter may keep track of it until it is).
    */
-  listAccepted(
-    limit: number,
-    after?: { createdAt: number; id: MessageId },
-  ): Promise<MessageRecord[]>
+  listAccepted(limit: number, after?: number): Promise<AcceptedPage>
   /** Write-behind, idempotent per (message, device): counts each device once. */
   recordDelivered(messageId: MessageId, regId: RegId, at: number): void
   /**
@@ -33,4 +33,11 @@ export interface MessageStore {
   messageBelongsTo(id: MessageId, appId: AppId): Promise<boolean>
   /** Deletes messages created before `before`, with their receipts; returns how many. */
   deleteMessagesBefore(before: number, limit: number): Promise<number>
+}
+
+/** A page of `MessageStore.listAccepted`. */
+export interface AcceptedPage {
+  messages: MessageRecord[]
+  /** Where the next page starts; absent after the last page. */
+  next?: number
 }

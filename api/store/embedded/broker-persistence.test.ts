@@ -108,7 +108,7 @@ const noDevices = () => undefined
 const accepted = async (db: Db) =>
   (
     await new EmbeddedMessageStore(db, new SqliteWriter(db, () => {}), noDevices).listAccepted(10)
-  ).map((m) => m.id)
+  ).messages.map((m) => m.id)
 
 const ioError = () => {
   throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })

@@ -30,7 +30,12 @@ describe('openDatabase', () => {
       expect(indexes).not.toContain('broker_outgoing_packet')
       expect(indexes).toContain('devices_active')
       expect(indexes).not.toContain('messages_created')
-      expect(indexes).toContain('messages_accepted')
+      // schema 10: messages keyed by their number, no index of the accepted ones
+      expect(indexes).not.toContain('messages_accepted')
+      expect(indexes).not.toContain('messages_seq')
+      expect(db.prepare(`SELECT name, value FROM store_marks`).all()).toEqual([
+        { name: 'messages_dispatched_through', value: 0 },
+      ])
       // queued entries survive the change of the queue table's key
       expect(db.prepare('SELECT seq, client_id, packet_id FROM broker_outgoing').all()).toEqual([
         { seq: 7, client_id: 'c1', packet_id: 3 },

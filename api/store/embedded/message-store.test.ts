@@ -1,10 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { databaseOfSchema } from '../../../test/helpers/embedded-db.js'
 import type { MessageId, RegId } from '../../core/model.js'
 import { openEmbeddedStore } from './index.js'
+import { openDatabase } from './database.js'
+import { EmbeddedMessageStore, HOLD_AFTER_MS } from './message-store.js'
+import { SqliteWriter } from './writer.js'
 
 /** Devices A, B and C (22 of that letter), registered. */
 const [A, B, C] = ['A', 'B', 'C'].map((c) => c.repeat(22) as RegId) as [RegId, RegId, RegId]
@@ -204,6 +207,228 @@ describe('EmbeddedMessageStore receipts by number', () => {
       expect(await b.messages.recordClicked(next.id, A, 7)).toBe(true)
     } finally {
       await b.close()
+    }
+  })
+})
+
+describe('EmbeddedMessageStore recovery from the dispatched-through mark', () => {
+  const dirs: string[] = []
+  afterEach(() => {
+    vi.restoreAllMocks()
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  })
+
+  let n = 0
+  const accepted = () => ({
+    id: `m00000000${String(++n).padStart(2, '0')}dddddddddd` as MessageId,
+    appId: 'ap00000000000001' as never,
+    targetType: 'regId' as const,
+    target: { regIds: [] },
+    content: { kind: 'passThrough' as const, payload: 'p' },
+    createdAt: 1_800_000_000_000,
+    expiresAt: 1_800_000_600_000,
+    state: 'accepted' as const,
+    funnel: { planned: 1, invalid: 0, filtered: 0, valid: 1, delivered: 0, clicked: 0 },
+  })
+  /** The message store on a database that can be closed and opened again, as a restart does. */
+  function open(dir: string) {
+    const db = openDatabase({ dataDir: dir })
+    let crashed = false
+    const writer = new SqliteWriter(db, (e) => {
+      if (!crashed) throw e
+    })
+    const deviceSeq = db.prepare<[string], { seq: number }>(
+      'SELECT seq FROM devices WHERE reg_id = ?',
+    )
+    const messages = new EmbeddedMessageStore(db, writer, (regId) => deviceSeq.get(regId)?.seq)
+    return {
+      db,
+      writer,
+      messages,
+      /** kill -9: whatever is committed stays, nothing else runs. */
+      crash() {
+        crashed = true
+        db.close()
+      },
+      close() {
+        writer.close()
+        db.close()
+      },
+    }
+  }
+  const mark = (store: ReturnType<typeof open>) =>
+    (
+      store.db
+        .prepare(`SELECT value FROM store_marks WHERE name = 'messages_dispatched_through'`)
+        .get() as { value: number }
+    ).value
+  const held = (store: ReturnType<typeof open>) =>
+    (
+      store.db.prepare('SELECT seq FROM messages_held ORDER BY seq').all() as Array<{ seq: number }>
+    ).map((r) => r.seq)
+  const seqOf = (store: ReturnType<typeof open>, id: MessageId) =>
+    (store.db.prepare('SELECT seq FROM messages WHERE id = ?').get(id) as { seq: number }).seq
+  /** Every page of a listing: what recovery would dispatch again. */
+  async function listed(store: ReturnType<typeof open>): Promise<MessageId[]> {
+    const ids: MessageId[] = []
+    let after: number | undefined
+    for (;;) {
+      const page = await store.messages.listAccepted(2, after)
+      ids.push(...page.messages.map((m) => m.id))
+      if (page.next === undefined) return ids
+      after = page.next
+    }
+  }
+  /** Commits the marks, then the write of the mark they let go on. */
+  const settle = (store: ReturnType<typeof open>) => {
+    store.writer.flush()
+    store.writer.flush()
+  }
+  const dir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'mqpush-mark-'))
+    dirs.push(d)
+    return d
+  }
+
+  it('moves the mark past the dispatched messages, never past one that is not', async () => {
+    const d = dir()
+    const a = open(d)
+    const [x, y, z] = [accepted(), accepted(), accepted()]
+    for (const m of [x, y, z]) await a.messages.insertMessage(m)
+    a.messages.markDispatched(x.id)
+    a.messages.markDispatched(z.id) // y: accepted, its dispatch not done (a crash now)
+    settle(a)
+    expect(mark(a)).toBe(seqOf(a, x.id))
+    a.crash()
+    const b = open(d)
+    try {
+      expect(await listed(b)).toEqual([y.id])
+      b.messages.markDispatched(y.id)
+      settle(b)
+      expect(mark(b)).toBe(seqOf(b, z.id))
+      expect(await listed(b)).toEqual([])
+    } finally {
+      b.close()
+    }
+  })
+
+  it('holds a message left undispatched, so that the mark goes on; recovery still finds it', async () => {
+    const d = dir()
+    let now = 1_000
+    vi.spyOn(performance, 'now').mockImplementation(() => now)
+    const a = open(d)
+    const [stuck, later, last] = [accepted(), accepted(), accepted()]
+    await a.messages.insertMessage(stuck) // its dispatch failed: no mark
+    await a.messages.insertMessage(later)
+    a.messages.markDispatched(later.id)
+    settle(a)
+    expect(mark(a)).toBe(seqOf(a, stuck.id) - 1) // not held yet
+    expect(held(a)).toEqual([])
+    now += HOLD_AFTER_MS
+    await a.messages.insertMessage(last)
+    a.messages.markDispatched(last.id)
+    settle(a)
+    expect(held(a)).toEqual([seqOf(a, stuck.id)])
+    expect(mark(a)).toBe(seqOf(a, last.id))
+    a.crash()
+    const b = open(d)
+    try {
+      expect(await listed(b)).toEqual([stuck.id])
+      b.messages.markDispatched(stuck.id)
+      settle(b)
+      expect(held(b)).toEqual([])
+      expect(await listed(b)).toEqual([])
+    } finally {
+      b.close()
+    }
+  })
+
+  it('keeps the mark below the messages from before the start until recovery has read them', async () => {
+    const d = dir()
+    const a = open(d)
+    const old = accepted()
+    await a.messages.insertMessage(old)
+    a.crash()
+    const b = open(d)
+    try {
+      const fresh = accepted()
+      await b.messages.insertMessage(fresh)
+      b.messages.markDispatched(fresh.id)
+      settle(b)
+      expect(mark(b)).toBe(0) // old is unread, and may be accepted (it is)
+      expect(await listed(b)).toEqual([old.id])
+      const another = accepted()
+      await b.messages.insertMessage(another)
+      b.messages.markDispatched(another.id)
+      settle(b)
+      expect(mark(b)).toBe(0) // old listed, not dispatched yet
+      b.messages.markDispatched(old.id)
+      settle(b)
+      expect(mark(b)).toBe(seqOf(b, another.id))
+    } finally {
+      b.close()
+    }
+  })
+
+  it('never numbers a message at or below the mark, the messages that had the numbers deleted', async () => {
+    const d = dir()
+    const a = open(d)
+    const gone = { ...accepted(), createdAt: 1_000_000_000_000 }
+    await a.messages.insertMessage(gone)
+    a.messages.markDispatched(gone.id)
+    settle(a)
+    expect(mark(a)).toBe(1)
+    expect(await a.messages.deleteMessagesBefore(1_500_000_000_000, 10)).toBe(1)
+    a.close()
+    const b = open(d)
+    try {
+      const next = accepted()
+      await b.messages.insertMessage(next)
+      expect(seqOf(b, next.id)).toBe(2)
+      b.crash()
+      const c = open(d)
+      expect(await listed(c)).toEqual([next.id]) // not passed over by the mark
+      c.close()
+    } finally {
+      if (b.db.open) b.close()
+    }
+  })
+
+  it('migrates a database of schema 9: its messages, their receipts, and the mark below the first accepted one', async () => {
+    const { dir: d, old } = databaseOfSchema(9, dirs)
+    old
+      .prepare(
+        `INSERT INTO devices (reg_id, app_id, token_hash, attributes, registered_at, seq)
+         VALUES (?, 'ap00000000000001', 'h', '{}', 1, 1)`,
+      )
+      .run(A)
+    const insert = old.prepare(
+      `INSERT INTO messages (id, app_id, kind, target_type, target, content, created_at, expires_at,
+         state, planned, invalid, filtered, valid, delivered, clicked, seq)
+       VALUES (?, 'ap00000000000001', 'passThrough', 'regId', '{"regIds":[]}', '{"kind":"passThrough","payload":"p"}',
+         1, 1800000600000, ?, 1, 0, 0, 1, ?, 0, ?)`,
+    )
+    insert.run('m000000001eeeeeeeeee', 'dispatched', 1, 4)
+    insert.run('m000000002eeeeeeeeee', 'accepted', 0, 7)
+    insert.run('m000000003eeeeeeeeee', 'dispatched', 0, 9)
+    old.prepare('INSERT INTO receipts (message, device, delivered_at) VALUES (4, 1, 10)').run()
+    old.close()
+    const store = open(d)
+    try {
+      expect(mark(store)).toBe(6)
+      expect(await listed(store)).toEqual(['m000000002eeeeeeeeee'])
+      const first = 'm000000001eeeeeeeeee' as MessageId
+      expect(seqOf(store, first)).toBe(4)
+      expect(await store.messages.recordClicked(first, A, 11)).toBe(true) // its receipt kept
+      expect((await store.messages.getMessage(first))?.funnel).toMatchObject({
+        delivered: 1,
+        clicked: 1,
+      })
+      const next = accepted()
+      await store.messages.insertMessage(next)
+      expect(seqOf(store, next.id)).toBe(10)
+    } finally {
+      store.close()
     }
   })
 })

@@ -227,4 +227,49 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE receipts;
   ALTER TABLE receipts_by_seq RENAME TO receipts;
   `,
+  // 10: messages keyed by their number (seq, the rowid), and no index of accepted messages.
+  // Every push committed a row into four B-trees — the table (by rowid), its id, its seq, and
+  // messages_accepted — and took it out of the last at its dispatched mark; now two, the table
+  // and its id. Recovery reads the accepted messages from a mark on: every message numbered up
+  // to store_marks' 'messages_dispatched_through' is dispatched (durably), deleted, or held
+  // (messages_held: accepted and not dispatched for long, listed so that the mark can go on).
+  // The mark starts below the oldest accepted message
+  `
+  CREATE TABLE messages_by_seq (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    app_id      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    content     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    planned     INTEGER NOT NULL,
+    invalid     INTEGER NOT NULL,
+    filtered    INTEGER NOT NULL,
+    valid       INTEGER NOT NULL,
+    delivered   INTEGER NOT NULL DEFAULT 0,
+    clicked     INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  INSERT INTO messages_by_seq (seq, id, app_id, kind, target_type, target, content, created_at,
+      expires_at, state, planned, invalid, filtered, valid, delivered, clicked)
+    SELECT seq, id, app_id, kind, target_type, target, content, created_at, expires_at, state,
+      planned, invalid, filtered, valid, delivered, clicked
+    FROM messages ORDER BY seq;
+  CREATE TABLE store_marks (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO store_marks (name, value) VALUES ('messages_dispatched_through', coalesce(
+    (SELECT min(seq) - 1 FROM messages_by_seq WHERE state = 'accepted'),
+    (SELECT max(seq) FROM messages_by_seq),
+    0));
+  CREATE TABLE messages_held (
+    seq INTEGER PRIMARY KEY
+  ) STRICT;
+  DROP TABLE messages;
+  ALTER TABLE messages_by_seq RENAME TO messages;
+  `,
 ]
