@@ -69,6 +69,20 @@ describe('SqliteWriter', () => {
     writer.later(() => insert.run(9))
     expect(errors).toHaveLength(1)
   })
+
+  it('commits on close what the last commit queued behind it, and leaves no timer running', async () => {
+    const { db, writer, insert, rows, errors } = setup()
+    // a write queued once another is durable (the message store's dispatched-through mark)
+    writer.deferred(
+      () => insert.run(1),
+      () => writer.later(() => insert.run(2)),
+    )
+    writer.close()
+    expect(rows()).toEqual([1, 2])
+    db.close()
+    await new Promise((resolve) => setTimeout(resolve, WRITE_BEHIND_DELAY_MS * 2))
+    expect(errors).toEqual([]) // no batch ran on the closed database
+  })
 })
 
 describe('SqliteWriter deferred lane', () => {

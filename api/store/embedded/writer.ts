@@ -21,6 +21,8 @@ interface Pending {
 export const WRITE_BEHIND_DELAY_MS = 50
 /** …unless this many are queued. */
 export const WRITE_BEHIND_MAX_OPS = 5000
+/** How many more flushes `close()` makes for what the callbacks of the last one queued. */
+const CLOSE_ROUNDS = 3
 
 /**
  * One writer for the whole embedded store: every mutation is queued and committed in group
@@ -153,7 +155,7 @@ export class SqliteWriter {
 
   /** `full`: the deferred lane too (after the rest); otherwise only the main queue. */
   #flush(full: boolean): void {
-    if (this.#paused) return
+    if (this.#paused || this.#closed) return
     if (this.#immediate) clearImmediate(this.#immediate)
     this.#immediate = undefined
     this.#fullSoon = false
@@ -223,11 +225,20 @@ export class SqliteWriter {
     this.#onError(err)
   }
 
-  /** Flushes and refuses further writes. */
+  /**
+   * Flushes and refuses further writes. What the commits' callbacks queue meanwhile (a write
+   * behind what just became durable) is committed too, a few rounds of it at most; no timer is
+   * left to run on a closed database.
+   */
   close(): void {
     this.#paused = false
     this.flush()
+    for (let round = 0; round < CLOSE_ROUNDS && this.pending > 0; round++) this.flush()
     this.#closed = true
+    if (this.#immediate) clearImmediate(this.#immediate)
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#immediate = undefined
+    this.#timer = undefined
   }
 
   get pending(): number {
