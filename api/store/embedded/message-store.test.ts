@@ -5,9 +5,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { databaseOfSchema } from '../../../test/helpers/embedded-db.js'
 import type { MessageId, RegId } from '../../core/model.js'
 import { openEmbeddedStore } from './index.js'
-import { openDatabase } from './database.js'
+import Database from 'better-sqlite3'
+import { DATABASE_FILE, openDatabase } from './database.js'
 import { EmbeddedMessageStore, HOLD_AFTER_MS } from './message-store.js'
-import { SqliteWriter } from './writer.js'
+import { SqliteWriter, WRITE_BEHIND_DELAY_MS } from './writer.js'
 
 /** Devices A, B and C (22 of that letter), registered. */
 const [A, B, C] = ['A', 'B', 'C'].map((c) => c.repeat(22) as RegId) as [RegId, RegId, RegId]
@@ -231,11 +232,13 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
     funnel: { planned: 1, invalid: 0, filtered: 0, valid: 1, delivered: 0, clicked: 0 },
   })
   /** The message store on a database that can be closed and opened again, as a restart does. */
-  function open(dir: string) {
+  function open(dir: string, errors?: unknown[]) {
     const db = openDatabase({ dataDir: dir })
     let crashed = false
     const writer = new SqliteWriter(db, (e) => {
-      if (!crashed) throw e
+      if (crashed) return
+      if (!errors) throw e
+      errors.push(e) // a test that makes a write fail on purpose
     })
     const deviceSeq = db.prepare<[string], { seq: number }>(
       'SELECT seq FROM devices WHERE reg_id = ?',
@@ -391,6 +394,98 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
       c.close()
     } finally {
       if (b.db.open) b.close()
+    }
+  })
+
+  it('moves the mark on after a batch failed before its write ran', async () => {
+    const d = dir()
+    const errors: unknown[] = []
+    const a = open(d, errors)
+    try {
+      const x = accepted()
+      await a.messages.insertMessage(x)
+      a.messages.markDispatched(x.id)
+      a.writer.flush() // x's mark is durable: the write of the mark is queued
+      // another connection holds the write lock: the batch fails at its BEGIN, before the write
+      a.db.pragma('busy_timeout = 0')
+      const other = new Database(join(d, DATABASE_FILE))
+      other.exec('BEGIN IMMEDIATE')
+      a.writer.flush()
+      other.exec('COMMIT')
+      other.close()
+      expect(errors).toHaveLength(1)
+      expect(mark(a)).toBe(0)
+      const y = accepted()
+      await a.messages.insertMessage(y)
+      a.messages.markDispatched(y.id)
+      settle(a)
+      expect(mark(a)).toBe(seqOf(a, y.id))
+    } finally {
+      a.close()
+    }
+  })
+
+  it('writes the mark with the next commit, never in a transaction of its own', async () => {
+    const a = open(dir())
+    try {
+      const x = accepted()
+      await a.messages.insertMessage(x)
+      a.messages.markDispatched(x.id)
+      // the deferred lane's timer commits x's mark; nothing else is written after it
+      await new Promise((resolve) => setTimeout(resolve, WRITE_BEHIND_DELAY_MS * 3))
+      expect(a.db.prepare(`SELECT state FROM messages WHERE id = ?`).get(x.id)).toEqual({
+        state: 'dispatched',
+      })
+      expect(mark(a)).toBe(0)
+      await a.messages.insertMessage(accepted()) // the next commit takes the mark along
+      expect(mark(a)).toBe(seqOf(a, x.id))
+    } finally {
+      a.close()
+    }
+  })
+
+  it('pages through more held messages than a page, then the messages after the mark', async () => {
+    const d = dir()
+    let now = 1_000
+    vi.spyOn(performance, 'now').mockImplementation(() => now)
+    const a = open(d)
+    const stuck = [accepted(), accepted(), accepted()]
+    for (const m of stuck) await a.messages.insertMessage(m)
+    now += HOLD_AFTER_MS
+    const x = accepted()
+    await a.messages.insertMessage(x)
+    a.messages.markDispatched(x.id)
+    settle(a)
+    expect(held(a)).toEqual(stuck.map((m) => seqOf(a, m.id)))
+    const tail = accepted()
+    await a.messages.insertMessage(tail)
+    expect(mark(a)).toBe(seqOf(a, x.id))
+    a.crash()
+    const b = open(d)
+    try {
+      expect(await listed(b)).toEqual([...stuck.map((m) => m.id), tail.id])
+    } finally {
+      b.close()
+    }
+  })
+
+  it('deletes a held message with its hold (retention)', async () => {
+    let now = 1_000
+    vi.spyOn(performance, 'now').mockImplementation(() => now)
+    const a = open(dir())
+    try {
+      const stuck = { ...accepted(), createdAt: 1_000_000_000_000 }
+      await a.messages.insertMessage(stuck)
+      now += HOLD_AFTER_MS
+      const x = accepted()
+      await a.messages.insertMessage(x)
+      a.messages.markDispatched(x.id)
+      settle(a)
+      expect(held(a)).toEqual([seqOf(a, stuck.id)])
+      expect(await a.messages.deleteMessagesBefore(1_500_000_000_000, 10)).toBe(1)
+      expect(held(a)).toEqual([])
+    } finally {
+      a.close()
     }
   })
 

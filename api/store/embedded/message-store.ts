@@ -108,7 +108,7 @@ export class EmbeddedMessageStore implements MessageStore {
   #recoveredThrough: number
   /**
    * Messages this process inserted or recovery listed whose dispatched mark is not durable
-   * yet: number → when (performance.now()) they entered.
+   * yet, and that are not held: number → when (performance.now()) they entered.
    */
   readonly #undispatched = new Map<number, number>()
   /** The numbers of held messages (rows of `messages_held`). */
@@ -307,7 +307,7 @@ export class EmbeddedMessageStore implements MessageStore {
     )
   }
 
-  /** The message's dispatched mark is durable, or its row is gone. */
+  /** The message's dispatched mark is durable. */
   #settled(seq: number): void {
     this.#undispatched.delete(seq)
     if (this.#held.has(seq)) {
@@ -323,14 +323,15 @@ export class EmbeddedMessageStore implements MessageStore {
    * Queues a write of the dispatched-through mark, as far as it can go now, computed when the
    * write runs (in its transaction: what is durable then is what its callbacks have said).
    * Messages not dispatched for HOLD_AFTER_MS are held in the same transaction, and the mark
-   * goes past them. One write at a time, with the next commit or after the write-behind delay.
+   * goes past them. One write at a time, with the next commit: never a transaction of its own
+   * (a mark that lags only lengthens the next start's reading by the messages since).
    */
   #queueMark(): void {
     if (this.#markQueued) return
     this.#markQueued = true
     let through = this.#through
     let held: number[] = []
-    this.#w.later(
+    this.#w.withNext(
       () => {
         // run again after a rollback (the writer's retry): computed again, from the same state
         this.#markQueued = false
@@ -342,9 +343,15 @@ export class EmbeddedMessageStore implements MessageStore {
         this.#through = Math.max(this.#through, through)
         for (const seq of held) {
           this.#held.add(seq)
-          // dispatched after all, its mark durable before this: no longer held
-          if (!this.#undispatched.has(seq)) this.#settled(seq)
+          // held from now on: the mark no longer waits for it (nor walks past it each time)
+          if (this.#undispatched.delete(seq)) continue
+          // dispatched (or deleted) in this very batch, after the hold was decided: not held
+          this.#settled(seq)
         }
+      },
+      // not written (the batch failed): the next durable mark queues it again
+      () => {
+        this.#markQueued = false
       },
     )
   }
@@ -356,7 +363,7 @@ export class EmbeddedMessageStore implements MessageStore {
     const held: number[] = []
     const holdBefore = performance.now() - HOLD_AFTER_MS
     for (const [seq, since] of this.#undispatched) {
-      if (seq > through || this.#held.has(seq)) continue
+      if (seq > through) continue
       if (since <= holdBefore) held.push(seq)
       else through = seq - 1
     }
@@ -383,7 +390,9 @@ export class EmbeddedMessageStore implements MessageStore {
         if (this.#pendingDispatched.has(r.id as MessageId)) continue
         messages.push(toRecord(r))
         // to be dispatched (or marked) by the caller: the mark waits for it
-        if (!this.#undispatched.has(r.seq)) this.#undispatched.set(r.seq, performance.now())
+        if (!this.#held.has(r.seq) && !this.#undispatched.has(r.seq)) {
+          this.#undispatched.set(r.seq, performance.now())
+        }
       }
       if (rows.length === want) {
         cursor = (rows[rows.length - 1] as MessageRow).seq
@@ -475,7 +484,7 @@ export class EmbeddedMessageStore implements MessageStore {
       for (const { id, seq } of this.#s.oldIds.all(messageIdPrefix(before), before, limit)) {
         this.#s.deleteReceipts.run(seq)
         this.#s.deleteMessage.run(seq)
-        if (this.#held.has(seq)) this.#s.unhold.run(seq)
+        this.#s.unhold.run(seq)
         this.#seqs.delete(id)
         deleted.push(seq)
       }

@@ -70,6 +70,19 @@ describe('SqliteWriter', () => {
     expect(errors).toHaveLength(1)
   })
 
+  it('commits a withNext op only with the next commit, or at close', async () => {
+    const { writer, insert, rows, counts } = setup()
+    writer.withNext(() => insert.run(1))
+    await new Promise((resolve) => setTimeout(resolve, WRITE_BEHIND_DELAY_MS * 2))
+    expect(rows()).toEqual([]) // no transaction of its own
+    expect(counts.outer).toBe(0)
+    await writer.commit(() => insert.run(2))
+    expect(rows()).toEqual([1, 2])
+    writer.withNext(() => insert.run(3))
+    writer.close()
+    expect(rows()).toEqual([1, 2, 3])
+  })
+
   it('commits on close what the last commit queued behind it, and leaves no timer running', async () => {
     const { db, writer, insert, rows, errors } = setup()
     // a write queued once another is durable (the message store's dispatched-through mark)

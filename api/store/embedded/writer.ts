@@ -96,6 +96,16 @@ export class SqliteWriter {
   }
 
   /**
+   * Write-behind that never makes a transaction of its own: committed with the next commit or
+   * flush, whenever that comes (a timer's, `close()`'s included); `committed` and `failed` as
+   * for `later`. For bookkeeping that may lag as long as nothing else is written.
+   */
+  withNext(op: Op, committed?: () => void, failed?: () => void): void {
+    const p = this.#behind(op, committed, failed, false)
+    if (p) this.#queue.push(p)
+  }
+
+  /**
    * Write-behind in the deferred lane (see the class comment): committed within the
    * write-behind delay, with or after everything queued before it; `committed` and `failed`
    * as for `later`.
