@@ -489,7 +489,7 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
     }
   })
 
-  it('migrates a database of schema 9: its messages, their receipts, and the mark below the first accepted one', async () => {
+  it('migrates a database of schema 9: its messages, their receipts, the accepted ones held and the mark at the last', async () => {
     const { dir: d, old } = databaseOfSchema(9, dirs)
     old
       .prepare(
@@ -510,8 +510,12 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
     old.close()
     const store = open(d)
     try {
-      expect(mark(store)).toBe(6)
+      expect(mark(store)).toBe(9)
+      expect(held(store)).toEqual([7])
       expect(await listed(store)).toEqual(['m000000002eeeeeeeeee'])
+      store.messages.markDispatched('m000000002eeeeeeeeee' as MessageId)
+      settle(store)
+      expect(held(store)).toEqual([])
       const first = 'm000000001eeeeeeeeee' as MessageId
       expect(seqOf(store, first)).toBe(4)
       expect(await store.messages.recordClicked(first, A, 11)).toBe(true) // its receipt kept

@@ -233,7 +233,9 @@ export const MIGRATIONS: readonly string[] = [
   // and its id. Recovery reads the accepted messages from a mark on: every message numbered up
   // to store_marks' 'messages_dispatched_through' is dispatched (durably), deleted, or held
   // (messages_held: accepted and not dispatched for long, listed so that the mark can go on).
-  // The mark starts below the oldest accepted message
+  // The accepted messages of the database upgraded are held (found by the old index), and the
+  // mark starts at the largest number: the first start reads them, not every message after the
+  // oldest of them
   `
   CREATE TABLE messages_by_seq (
     seq         INTEGER PRIMARY KEY,
@@ -262,13 +264,12 @@ export const MIGRATIONS: readonly string[] = [
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
   ) STRICT, WITHOUT ROWID;
-  INSERT INTO store_marks (name, value) VALUES ('messages_dispatched_through', coalesce(
-    (SELECT min(seq) - 1 FROM messages_by_seq WHERE state = 'accepted'),
-    (SELECT max(seq) FROM messages_by_seq),
-    0));
+  INSERT INTO store_marks (name, value)
+    VALUES ('messages_dispatched_through', coalesce((SELECT max(seq) FROM messages_by_seq), 0));
   CREATE TABLE messages_held (
     seq INTEGER PRIMARY KEY
   ) STRICT;
+  INSERT INTO messages_held (seq) SELECT seq FROM messages WHERE state = 'accepted';
   DROP TABLE messages;
   ALTER TABLE messages_by_seq RENAME TO messages;
   `,
