@@ -89,7 +89,7 @@ export class MessageService {
       }
       if (page.next === undefined) return sent
       after = page.next
-      // a turn of the event loop between pages: serving goes on while a long backlog recovers
+      // a turn of the event loop between pages (the service listens only once this is done)
       await setTimeout(1)
     }
   }
