@@ -1,8 +1,10 @@
 import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { WorkerPool, warnWithoutHarnessFlags } from './load/pool.js'
 import { ensureWrk } from './load/wrk.js'
 import { comparePaired, describePaired } from './paired.js'
+import { buildOf, describeBuild } from './report.js'
 import {
   alternate,
   broadcast,
@@ -273,6 +275,13 @@ const unit = {
 const latency = a.scenario === 'fixed-rate'
 const drained = a.scenario === 'drain'
 const r2 = (x: number) => Math.round(x * 100) / 100
+// which builds ran (absent outside a git checkout): a comparison kept names what it compared
+const builds: Array<[string, ReturnType<typeof buildOf>]> = [
+  ['this build', buildOf(fileURLToPath(new URL('.', import.meta.url)))],
+]
+if (!bare && !baselineRuns) builds.push([String(a.baseline), buildOf(resolve(a.baseline))])
+const named = builds.flatMap(([name, build]) => (build ? [`${name} ${describeBuild(build)}`] : []))
+if (named.length > 0) console.log(`\nBuilds: ${named.join('; ')}.`)
 console.log(
   `\n${a.scenario}${a.scenario === 'broadcast' ? ` to ${to}` : ''}${drained ? `, at most ${connectsInFlight} connects in flight` : ''}, ${rounds} rounds each, alternating; medians (↓ CPU, ↑ rate):\n`,
 )

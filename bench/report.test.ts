@@ -3,7 +3,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { benchEnvironment, buildOf, renderMarkdown, type BenchReport } from './report.js'
+import {
+  benchEnvironment,
+  buildOf,
+  describeBuild,
+  renderMarkdown,
+  type BenchReport,
+} from './report.js'
 
 const report = (results: BenchReport['results']): BenchReport => ({
   startedAt: '2026-12-06T00:00:00.000Z',
@@ -271,5 +277,12 @@ describe('buildOf', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('describeBuild', () => {
+  it('names the commit, and says when tracked files had changes', () => {
+    expect(describeBuild({ commit: 'abc123', dirty: false })).toBe('abc123')
+    expect(describeBuild({ commit: 'abc123', dirty: true })).toBe('abc123 with uncommitted changes')
   })
 })

@@ -323,9 +323,7 @@ export function renderMarkdown(report: BenchReport): string {
   const ifFloor = (text: string) => (floor ? text : '')
   const lines = [
     `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}. ` +
-      (report.build
-        ? `Build: ${report.build.commit}${report.build.dirty ? ' with uncommitted changes' : ''}. `
-        : '') +
+      (report.build ? `Build: ${describeBuild(report.build)}. ` : '') +
       `Options: ${JSON.stringify(report.options)}` +
       (report.environment && Object.keys(report.environment).length > 0
         ? `. Environment: ${JSON.stringify(report.environment)}`
@@ -373,6 +371,11 @@ export function renderMarkdown(report: BenchReport): string {
  * The commit checked out in `dir` and whether tracked files differ from it (untracked files do
  * not count); undefined where there is no git or no checkout (an unpacked release).
  */
+/** A build as the reports name it: its commit, and whether tracked files had changes. */
+export function describeBuild(build: NonNullable<BenchReport['build']>): string {
+  return `${build.commit}${build.dirty ? ' with uncommitted changes' : ''}`
+}
+
 export function buildOf(dir: string): BenchReport['build'] {
   const git = (...args: string[]) =>
     execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
