@@ -287,6 +287,24 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
     store.writer.flush()
     store.writer.flush()
   }
+  /** performance.now() under the test's control. */
+  function fakeNow() {
+    let now = 1_000
+    vi.spyOn(performance, 'now').mockImplementation(() => now)
+    return {
+      advance: (ms: number) => {
+        now += ms
+      },
+    }
+  }
+  /** A message accepted and dispatched, its mark durable and the mark's write committed. */
+  async function dispatched(store: ReturnType<typeof open>) {
+    const m = accepted()
+    await store.messages.insertMessage(m)
+    store.messages.markDispatched(m.id)
+    settle(store)
+    return m
+  }
   const dir = () => {
     const d = mkdtempSync(join(tmpdir(), 'mqpush-mark-'))
     dirs.push(d)
@@ -317,8 +335,7 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
 
   it('holds a message left undispatched, so that the mark goes on; recovery still finds it', async () => {
     const d = dir()
-    let now = 1_000
-    vi.spyOn(performance, 'now').mockImplementation(() => now)
+    const clock = fakeNow()
     const a = open(d)
     const [stuck, later, last] = [accepted(), accepted(), accepted()]
     await a.messages.insertMessage(stuck) // its dispatch failed: no mark
@@ -327,7 +344,7 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
     settle(a)
     expect(mark(a)).toBe(seqOf(a, stuck.id) - 1) // not held yet
     expect(held(a)).toEqual([])
-    now += HOLD_AFTER_MS
+    clock.advance(HOLD_AFTER_MS)
     await a.messages.insertMessage(last)
     a.messages.markDispatched(last.id)
     settle(a)
@@ -354,16 +371,10 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
     a.crash()
     const b = open(d)
     try {
-      const fresh = accepted()
-      await b.messages.insertMessage(fresh)
-      b.messages.markDispatched(fresh.id)
-      settle(b)
+      await dispatched(b)
       expect(mark(b)).toBe(0) // old is unread, and may be accepted (it is)
       expect(await listed(b)).toEqual([old.id])
-      const another = accepted()
-      await b.messages.insertMessage(another)
-      b.messages.markDispatched(another.id)
-      settle(b)
+      const another = await dispatched(b)
       expect(mark(b)).toBe(0) // old listed, not dispatched yet
       b.messages.markDispatched(old.id)
       settle(b)
@@ -415,10 +426,7 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
       other.close()
       expect(errors).toHaveLength(1)
       expect(mark(a)).toBe(0)
-      const y = accepted()
-      await a.messages.insertMessage(y)
-      a.messages.markDispatched(y.id)
-      settle(a)
+      const y = await dispatched(a)
       expect(mark(a)).toBe(seqOf(a, y.id))
     } finally {
       a.close()
@@ -446,16 +454,12 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
 
   it('pages through more held messages than a page, then the messages after the mark', async () => {
     const d = dir()
-    let now = 1_000
-    vi.spyOn(performance, 'now').mockImplementation(() => now)
+    const clock = fakeNow()
     const a = open(d)
     const stuck = [accepted(), accepted(), accepted()]
     for (const m of stuck) await a.messages.insertMessage(m)
-    now += HOLD_AFTER_MS
-    const x = accepted()
-    await a.messages.insertMessage(x)
-    a.messages.markDispatched(x.id)
-    settle(a)
+    clock.advance(HOLD_AFTER_MS)
+    const x = await dispatched(a)
     expect(held(a)).toEqual(stuck.map((m) => seqOf(a, m.id)))
     const tail = accepted()
     await a.messages.insertMessage(tail)
@@ -470,17 +474,13 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
   })
 
   it('deletes a held message with its hold (retention)', async () => {
-    let now = 1_000
-    vi.spyOn(performance, 'now').mockImplementation(() => now)
+    const clock = fakeNow()
     const a = open(dir())
     try {
       const stuck = { ...accepted(), createdAt: 1_000_000_000_000 }
       await a.messages.insertMessage(stuck)
-      now += HOLD_AFTER_MS
-      const x = accepted()
-      await a.messages.insertMessage(x)
-      a.messages.markDispatched(x.id)
-      settle(a)
+      clock.advance(HOLD_AFTER_MS)
+      await dispatched(a) // the mark goes on past stuck: held
       expect(held(a)).toEqual([seqOf(a, stuck.id)])
       expect(await a.messages.deleteMessagesBefore(1_500_000_000_000, 10)).toBe(1)
       expect(held(a)).toEqual([])
