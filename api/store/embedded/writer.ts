@@ -26,7 +26,7 @@ const CLOSE_ROUNDS = 3
 
 /**
  * One writer for the whole embedded store: every mutation is queued and committed in group
- * commits, one transaction for many ops. Three kinds of writes:
+ * commits, one transaction for many ops. Four kinds of writes:
  * - `commit(op)`: the promise resolves once the op is durable; its transaction runs on the next
  *   turn of the event loop. Used where acceptance depends on durability (a message, a device, a
  *   durably queued packet, a subscription).
@@ -41,8 +41,11 @@ const CLOSE_ROUNDS = 3
  *   queue rows of the message pipeline's publishes, and the messages' dispatched marks after
  *   them, so that an entry an online device acknowledges within the delay is never written
  *   (EmbeddedBrokerPersistence.enqueueRecoverable).
+ * - `withNext(op)`: write-behind that never makes a transaction of its own: it waits in the
+ *   main queue for whatever commits next. Used for bookkeeping that may lag as long as nothing
+ *   else is written (the message store's dispatched-through mark).
  * Main-queue ops run in the order they were queued, so a commit also covers every earlier
- * `commit` and `later` op.
+ * `commit`, `later` and `withNext` op.
  */
 export class SqliteWriter {
   readonly #db: Db
