@@ -13,7 +13,14 @@ import { benchEnvironment, buildOf, renderMarkdown, type BenchReport } from './r
 import * as scenario from './scenarios.js'
 import { ensureMosquitto, startMosquitto, startPlainAedes } from './targets/baselines.js'
 import { startMqpush } from './targets/mqpush.js'
-import { cpuMs, HTTP_CONNECTIONS, takesHttpPushes, type Target } from './targets/target.js'
+import {
+  cpuMs,
+  HTTP_CONNECTIONS,
+  machineCpuTicks,
+  stolenShare,
+  takesHttpPushes,
+  type Target,
+} from './targets/target.js'
 import type { DeviceCreds } from './load/protocol.js'
 import { SERVICE_NODE_FLAGS } from '../api/runtime-flags.js'
 
@@ -179,6 +186,16 @@ const settle = async (measured: Running): Promise<void> => {
     `  (the other targets were still busy after 10 s: ${measured.name} measured anyway)`,
   )
 }
+/** Reads the machine's stolen time around a scenario's phase (report.machine.stolen). */
+async function stealOf<T>(scenarioName: string, phase: () => Promise<T>): Promise<T> {
+  const before = machineCpuTicks()
+  try {
+    return await phase()
+  } finally {
+    const share = stolenShare(before, machineCpuTicks())
+    if (share !== undefined) (report.machine.stolen ??= {})[scenarioName] = share
+  }
+}
 let turn = 0
 /**
  * The targets that run a scenario (or one round of it), in this turn's order, each after the
@@ -215,14 +232,19 @@ try {
   const holding = running.filter(
     (t) => t.wants('hold') || t.wants('broadcast') || t.wants('unicast'),
   )
-  for await (const t of inTurn(holding)) {
-    console.error(`  ${t.name}: hold, ${opts.devices} devices`)
-    const h = await scenario.hold(t.pool, t.target, opts.devices, opts.connectsInFlight)
-    t.r.hold = h.result
-    t.devices = h.devices
+  if (holding.length > 0) {
+    await stealOf('hold', async () => {
+      for await (const t of inTurn(holding)) {
+        console.error(`  ${t.name}: hold, ${opts.devices} devices`)
+        const h = await scenario.hold(t.pool, t.target, opts.devices, opts.connectsInFlight)
+        t.r.hold = h.result
+        t.devices = h.devices
+      }
+    })
   }
   const each = (s: string) => running.filter((t) => t.wants(s))
   for (const to of ['all', 'topic'] as const) {
+    const before = machineCpuTicks()
     const rounds = new Map<Running, scenario.BroadcastRound[]>()
     for await (const t of inTurn(each('broadcast'))) {
       console.error(`  ${t.name}: broadcast to ${to}, ${opts.broadcastRounds} rounds, alternating`)
@@ -238,11 +260,14 @@ try {
       const key = to === 'all' ? 'broadcastAll' : 'broadcastTopic'
       t.r[key] = scenario.broadcastSummary(t.devices.length, measured)
     }
+    const share = rounds.size > 0 ? stolenShare(before, machineCpuTicks()) : undefined
+    if (share !== undefined) (report.machine.stolen ??= {})[`broadcast to ${to}`] = share
   }
   // the fixed rate in slices of about 2 s, the targets' slices alternating (a tail is a few
   // bad moments of the machine: every target then meets the same minutes), then the HTTP targets'
   // closed loop
   const slices = Math.max(1, Math.floor(opts.seconds / 2))
+  const unicastBefore = machineCpuTicks()
   const unicast = new Map<Running, scenario.UnicastSlice[]>()
   const warmUps = new Map<Running, scenario.UnicastWarmUp>()
   for await (const t of inTurn(each('unicast'))) {
@@ -274,6 +299,10 @@ try {
       unicast.get(t)?.push(slice)
     }
   }
+  if (unicast.size > 0) {
+    const share = stolenShare(unicastBefore, machineCpuTicks())
+    if (share !== undefined) (report.machine.stolen ??= {})['fixed rate'] = share
+  }
   for (const [t, measured] of unicast) {
     t.r.unicast = {
       ...scenario.unicastSummary(opts.rate, measured),
@@ -281,14 +310,20 @@ try {
       warmUp: warmUps.get(t),
     }
   }
-  for await (const t of inTurn(each('unicast').filter((x) => takesHttpPushes(x.target)))) {
-    if (!takesHttpPushes(t.target)) continue // (narrows the type)
-    console.error(`  ${t.name}: unicast, closed loop, ${opts.concurrency} in flight`)
-    const r = await scenario.closedLoop(t.target, t.devices, opts)
-    t.r.unicast = { ...(t.r.unicast as scenario.UnicastResult), ...r }
+  const closing = each('unicast').filter((x) => takesHttpPushes(x.target))
+  if (closing.length > 0) {
+    await stealOf('closed loop', async () => {
+      for await (const t of inTurn(closing)) {
+        if (!takesHttpPushes(t.target)) continue // (narrows the type)
+        console.error(`  ${t.name}: unicast, closed loop, ${opts.concurrency} in flight`)
+        const r = await scenario.closedLoop(t.target, t.devices, opts)
+        t.r.unicast = { ...(t.r.unicast as scenario.UnicastResult), ...r }
+      }
+    })
   }
   for (const t of holding) await t.pool.disconnect()
   const offline = new Map<Running, scenario.OfflineResult[]>()
+  const offlineBefore = machineCpuTicks()
   // the first rounds unmeasured (DRAIN_WARM_UP_ROUNDS: V8 is still compiling in them)
   for (let i = -opts.offlineWarmUpRounds; i < opts.offlineRounds; i++) {
     for await (const t of inTurn(each('offline'))) {
@@ -309,11 +344,19 @@ try {
     }
   }
   for (const [t, rounds] of offline) t.r.offline = scenario.offlineSummary(rounds)
+  if (offline.size > 0) {
+    const share = stolenShare(offlineBefore, machineCpuTicks())
+    if (share !== undefined) (report.machine.stolen ??= {}).offline = share
+  }
   // (SCENARIOS_OF gives the restart to mqpush alone)
-  for await (const t of inTurn(each('restart'))) {
-    if (!scenario.isMqpush(t.target)) continue // (narrows the type)
-    console.error(`  ${t.name}: restart, ${opts.restartMessages} messages queued, kill -9`)
-    t.r.restart = await scenario.restart(t.pool, t.target, opts.restartMessages)
+  if (each('restart').length > 0) {
+    await stealOf('restart', async () => {
+      for await (const t of inTurn(each('restart'))) {
+        if (!scenario.isMqpush(t.target)) continue // (narrows the type)
+        console.error(`  ${t.name}: restart, ${opts.restartMessages} messages queued, kill -9`)
+        t.r.restart = await scenario.restart(t.pool, t.target, opts.restartMessages)
+      }
+    })
   }
 } finally {
   await stopAll()

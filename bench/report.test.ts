@@ -219,6 +219,17 @@ describe('renderMarkdown', () => {
   })
 })
 
+describe("the machine's stolen time", () => {
+  it('is given by scenario in the Markdown when it was read, and left out otherwise', () => {
+    const r = report({})
+    expect(renderMarkdown(r)).not.toContain('stole')
+    r.machine.stolen = { hold: 0, 'fixed rate': 0.0345 }
+    expect(renderMarkdown(r)).toContain(
+      "CPU time the host stole from this machine while each scenario ran (`/proc/stat`, all targets' turns): hold 0 %, fixed rate 3.5 %.",
+    )
+  })
+})
+
 describe('the environment a run had', () => {
   it('keeps the MQPUSH_BENCH_* variables, by name, and nothing else', () => {
     expect(

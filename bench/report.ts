@@ -14,6 +14,12 @@ export interface BenchReport {
     workerNodeFlags?: string[]
     /** the service's own node flags (api/runtime-flags.ts), before MQPUSH_BENCH_NODE_ARGS */
     serviceNodeFlags?: string[]
+    /**
+     * Scenario → the share of the machine's CPU time the hypervisor stole while it ran, every
+     * target's turns together (`/proc/stat`'s steal; absent in reports before it, and where
+     * there is no `/proc/stat`)
+     */
+    stolen?: Record<string, number>
   }
   /**
    * The checkout whose build was measured: its commit, and whether it had uncommitted changes to
@@ -328,6 +334,7 @@ export function renderMarkdown(report: BenchReport): string {
       (report.environment && Object.keys(report.environment).length > 0
         ? `. Environment: ${JSON.stringify(report.environment)}`
         : ''),
+    ...stolenLine(report.machine.stolen),
     '',
     "Figures measured in rounds are medians (the fixed rate's: over all its messages), with " +
       'the lowest and highest round or 2 s slice in brackets; a budget verdict against a ' +
@@ -371,6 +378,21 @@ export function renderMarkdown(report: BenchReport): string {
  * The commit checked out in `dir` and whether tracked files differ from it (untracked files do
  * not count); undefined where there is no git or no checkout (an unpacked release).
  */
+/**
+ * The machine's stolen time by scenario, as a line of the report (none when nothing was read):
+ * a share the hypervisor took is a moment of the machine that every target's figure shared.
+ */
+function stolenLine(stolen: Record<string, number> | undefined): string[] {
+  const entries = Object.entries(stolen ?? {})
+  if (entries.length === 0) return []
+  const pct = (x: number) => `${Math.round(x * 1000) / 10} %`
+  return [
+    '',
+    'CPU time the host stole from this machine while each scenario ran (`/proc/stat`, all ' +
+      `targets' turns): ${entries.map(([s, x]) => `${s} ${pct(x)}`).join(', ')}.`,
+  ]
+}
+
 /** A build as the reports name it: its commit, and whether tracked files had changes. */
 export function describeBuild(build: NonNullable<BenchReport['build']>): string {
   return `${build.commit}${build.dirty ? ' with uncommitted changes' : ''}`

@@ -1,7 +1,15 @@
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { HTTP_CONNECTIONS, httpPusher, listenOverflows, parseListenOverflows } from './target.js'
+import {
+  HTTP_CONNECTIONS,
+  httpPusher,
+  listenOverflows,
+  machineCpuTicks,
+  parseCpuLine,
+  parseListenOverflows,
+  stolenShare,
+} from './target.js'
 
 describe('parseListenOverflows', () => {
   it("reads TcpExt's ListenOverflows from /proc/net/netstat's text", () => {
@@ -103,5 +111,27 @@ describe('httpPusher', () => {
       pusher.close()
       await s.close()
     }
+  })
+})
+
+describe("the machine's stolen time", () => {
+  it("reads steal and the total of the eight states from /proc/stat's cpu line", () => {
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    expect(parseCpuLine('cpu  100 1 20 800 5 0 4 70 9 9')).toEqual({ steal: 70, total: 1000 })
+    expect(parseCpuLine('cpu0 100 1 20 800 5 0 4 70 0 0')).toBeUndefined() // one core's line
+    expect(parseCpuLine('cpu 100 1 20')).toBeUndefined() // a kernel without steal
+  })
+
+  it('gives the share stolen between two readings, none without both or without time', () => {
+    const a = { steal: 70, total: 1000 }
+    expect(stolenShare(a, { steal: 95, total: 1500 })).toBeCloseTo(0.05)
+    expect(stolenShare(a, a)).toBeUndefined()
+    expect(stolenShare(undefined, a)).toBeUndefined()
+  })
+
+  it('reads this machine (Linux)', () => {
+    const now = machineCpuTicks()
+    expect(now?.total).toBeGreaterThan(0)
+    expect(now?.steal).toBeGreaterThanOrEqual(0)
   })
 })

@@ -125,6 +125,38 @@ export function cpuTimesMs(pid: number): { user: number; system: number } {
 }
 
 /**
+ * The machine's CPU time so far, all cores, from the first line of `/proc/stat` (in clock
+ * ticks): `steal` is the time the hypervisor gave the virtual CPUs' turns to someone else,
+ * `total` every state's time (idle included). Undefined where there is no `/proc/stat`.
+ */
+export function machineCpuTicks(): { steal: number; total: number } | undefined {
+  try {
+    return parseCpuLine(readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '')
+  } catch {
+    return undefined
+  }
+}
+
+/** `cpu  user nice system idle iowait irq softirq steal guest guest_nice` → steal and total. */
+export function parseCpuLine(line: string): { steal: number; total: number } | undefined {
+  const fields = line.trim().split(/\s+/)
+  if (fields[0] !== 'cpu' || fields.length < 9) return undefined
+  // guest and guest_nice are already counted in user and nice: not added again
+  const ticks = fields.slice(1, 9).map(Number)
+  if (ticks.some((x) => !Number.isFinite(x))) return undefined
+  return { steal: ticks[7] as number, total: ticks.reduce((a, b) => a + b, 0) }
+}
+
+/** The share of the machine's CPU time stolen between two readings; undefined without both. */
+export function stolenShare(
+  before: { steal: number; total: number } | undefined,
+  after: { steal: number; total: number } | undefined,
+): number | undefined {
+  if (!before || !after || after.total <= before.total) return undefined
+  return (after.steal - before.steal) / (after.total - before.total)
+}
+
+/**
  * What the targets not yet stopped leave behind if the bench exits first (an error, or a signal
  * while a target is still starting, before anything could stop it): run, synchronously, when
  * the process exits. A target registers its clean-up when it starts and drops it in stop().
