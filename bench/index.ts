@@ -146,6 +146,8 @@ interface Running {
   wants: (scenario: string) => boolean
   r: Record<string, unknown>
   devices: DeviceCreds[]
+  /** Phase → the machine's CPU ticks over this target's measured turns in it (`inTurn`). */
+  ticks: Map<string, { steal: number; total: number }>
 }
 const running: Running[] = []
 let stopping: Promise<unknown> | undefined
@@ -186,26 +188,49 @@ const settle = async (measured: Running): Promise<void> => {
     `  (the other targets were still busy after 10 s: ${measured.name} measured anyway)`,
   )
 }
-/** Reads the machine's stolen time around a scenario's phase (report.machine.stolen). */
-async function stealOf<T>(scenarioName: string, phase: () => Promise<T>): Promise<T> {
-  const before = machineCpuTicks()
-  try {
-    return await phase()
-  } finally {
-    const share = stolenShare(before, machineCpuTicks())
-    if (share !== undefined) (report.machine.stolen ??= {})[scenarioName] = share
-  }
-}
 let turn = 0
 /**
  * The targets that run a scenario (or one round of it), in this turn's order, each after the
  * others settle. Called once per round, the targets' rounds alternate (A B C, C B A, A B C …):
- * every target's median then draws on the same minutes of the machine.
+ * every target's median then draws on the same minutes of the machine. With a `phase`, the
+ * machine's CPU ticks over each target's turn are added to that phase's (the stolen time,
+ * `stolenByPhase`); warm-ups give none.
  */
-async function* inTurn(list: Running[]): AsyncGenerator<Running> {
+async function* inTurn(list: Running[], phase?: string): AsyncGenerator<Running> {
   for (const t of scenario.alternate(list, turn++)) {
     await settle(t)
+    const before = phase === undefined ? undefined : machineCpuTicks()
     yield t
+    const after = before && machineCpuTicks()
+    if (phase === undefined || !before || !after) continue
+    const sum = t.ticks.get(phase) ?? { steal: 0, total: 0 }
+    sum.steal += after.steal - before.steal
+    sum.total += after.total - before.total
+    t.ticks.set(phase, sum)
+  }
+}
+
+/**
+ * The share of the machine's CPU time the hypervisor stole during each phase's measured turns:
+ * each target's own (`stolen` in its results) and all targets' together (`report.machine`).
+ */
+function stolenByPhase(): void {
+  const all = new Map<string, { steal: number; total: number }>()
+  for (const t of running) {
+    const own: Record<string, number> = {}
+    for (const [phase, sum] of t.ticks) {
+      const share = stolenShare({ steal: 0, total: 0 }, sum)
+      if (share !== undefined) own[phase] = share
+      const together = all.get(phase) ?? { steal: 0, total: 0 }
+      together.steal += sum.steal
+      together.total += sum.total
+      all.set(phase, together)
+    }
+    if (Object.keys(own).length > 0) t.r.stolen = own
+  }
+  for (const [phase, sum] of all) {
+    const share = stolenShare({ steal: 0, total: 0 }, sum)
+    if (share !== undefined) (report.machine.stolen ??= {})[phase] = share
   }
 }
 try {
@@ -225,26 +250,29 @@ try {
     const r: Record<string, unknown> = {}
     report.results[name] = r
     // pushed at once, so that a failure from here on stops it too
-    const t: Running = { name, target, wants, r, devices: [], pool: undefined as never }
+    const t: Running = {
+      name,
+      target,
+      wants,
+      r,
+      devices: [],
+      pool: undefined as never,
+      ticks: new Map(),
+    }
     running.push(t)
     t.pool = await WorkerPool.start(opts.workers)
   }
   const holding = running.filter(
     (t) => t.wants('hold') || t.wants('broadcast') || t.wants('unicast'),
   )
-  if (holding.length > 0) {
-    await stealOf('hold', async () => {
-      for await (const t of inTurn(holding)) {
-        console.error(`  ${t.name}: hold, ${opts.devices} devices`)
-        const h = await scenario.hold(t.pool, t.target, opts.devices, opts.connectsInFlight)
-        t.r.hold = h.result
-        t.devices = h.devices
-      }
-    })
+  for await (const t of inTurn(holding, 'hold')) {
+    console.error(`  ${t.name}: hold, ${opts.devices} devices`)
+    const h = await scenario.hold(t.pool, t.target, opts.devices, opts.connectsInFlight)
+    t.r.hold = h.result
+    t.devices = h.devices
   }
   const each = (s: string) => running.filter((t) => t.wants(s))
   for (const to of ['all', 'topic'] as const) {
-    const before = machineCpuTicks()
     const rounds = new Map<Running, scenario.BroadcastRound[]>()
     for await (const t of inTurn(each('broadcast'))) {
       console.error(`  ${t.name}: broadcast to ${to}, ${opts.broadcastRounds} rounds, alternating`)
@@ -252,7 +280,7 @@ try {
       rounds.set(t, [])
     }
     for (let i = 0; i < opts.broadcastRounds; i++) {
-      for await (const t of inTurn(each('broadcast'))) {
+      for await (const t of inTurn(each('broadcast'), `broadcast to ${to}`)) {
         rounds.get(t)?.push(await scenario.broadcastRound(t.pool, t.target, t.devices, to, i))
       }
     }
@@ -260,14 +288,11 @@ try {
       const key = to === 'all' ? 'broadcastAll' : 'broadcastTopic'
       t.r[key] = scenario.broadcastSummary(t.devices.length, measured)
     }
-    const share = rounds.size > 0 ? stolenShare(before, machineCpuTicks()) : undefined
-    if (share !== undefined) (report.machine.stolen ??= {})[`broadcast to ${to}`] = share
   }
   // the fixed rate in slices of about 2 s, the targets' slices alternating (a tail is a few
   // bad moments of the machine: every target then meets the same minutes), then the HTTP targets'
   // closed loop
   const slices = Math.max(1, Math.floor(opts.seconds / 2))
-  const unicastBefore = machineCpuTicks()
   const unicast = new Map<Running, scenario.UnicastSlice[]>()
   const warmUps = new Map<Running, scenario.UnicastWarmUp>()
   for await (const t of inTurn(each('unicast'))) {
@@ -286,7 +311,7 @@ try {
     unicast.set(t, [])
   }
   for (let i = 0; i < slices; i++) {
-    for await (const t of inTurn(each('unicast'))) {
+    for await (const t of inTurn(each('unicast'), 'fixed rate')) {
       const { first, count } = scenario.sliceOf(opts.rate, opts.seconds, slices, i)
       const slice = await scenario.unicastSlice(
         t.pool,
@@ -299,10 +324,6 @@ try {
       unicast.get(t)?.push(slice)
     }
   }
-  if (unicast.size > 0) {
-    const share = stolenShare(unicastBefore, machineCpuTicks())
-    if (share !== undefined) (report.machine.stolen ??= {})['fixed rate'] = share
-  }
   for (const [t, measured] of unicast) {
     t.r.unicast = {
       ...scenario.unicastSummary(opts.rate, measured),
@@ -311,22 +332,17 @@ try {
     }
   }
   const closing = each('unicast').filter((x) => takesHttpPushes(x.target))
-  if (closing.length > 0) {
-    await stealOf('closed loop', async () => {
-      for await (const t of inTurn(closing)) {
-        if (!takesHttpPushes(t.target)) continue // (narrows the type)
-        console.error(`  ${t.name}: unicast, closed loop, ${opts.concurrency} in flight`)
-        const r = await scenario.closedLoop(t.target, t.devices, opts)
-        t.r.unicast = { ...(t.r.unicast as scenario.UnicastResult), ...r }
-      }
-    })
+  for await (const t of inTurn(closing, 'closed loop')) {
+    if (!takesHttpPushes(t.target)) continue // (narrows the type)
+    console.error(`  ${t.name}: unicast, closed loop, ${opts.concurrency} in flight`)
+    const r = await scenario.closedLoop(t.target, t.devices, opts)
+    t.r.unicast = { ...(t.r.unicast as scenario.UnicastResult), ...r }
   }
   for (const t of holding) await t.pool.disconnect()
   const offline = new Map<Running, scenario.OfflineResult[]>()
-  const offlineBefore = machineCpuTicks()
   // the first rounds unmeasured (DRAIN_WARM_UP_ROUNDS: V8 is still compiling in them)
   for (let i = -opts.offlineWarmUpRounds; i < opts.offlineRounds; i++) {
-    for await (const t of inTurn(each('offline'))) {
+    for await (const t of inTurn(each('offline'), i < 0 ? undefined : 'offline')) {
       console.error(
         `  ${t.name}: offline, ${opts.offlineDevices} devices × ${opts.offlineMessages}, ` +
           (i < 0
@@ -344,20 +360,13 @@ try {
     }
   }
   for (const [t, rounds] of offline) t.r.offline = scenario.offlineSummary(rounds)
-  if (offline.size > 0) {
-    const share = stolenShare(offlineBefore, machineCpuTicks())
-    if (share !== undefined) (report.machine.stolen ??= {}).offline = share
-  }
   // (SCENARIOS_OF gives the restart to mqpush alone)
-  if (each('restart').length > 0) {
-    await stealOf('restart', async () => {
-      for await (const t of inTurn(each('restart'))) {
-        if (!scenario.isMqpush(t.target)) continue // (narrows the type)
-        console.error(`  ${t.name}: restart, ${opts.restartMessages} messages queued, kill -9`)
-        t.r.restart = await scenario.restart(t.pool, t.target, opts.restartMessages)
-      }
-    })
+  for await (const t of inTurn(each('restart'), 'restart')) {
+    if (!scenario.isMqpush(t.target)) continue // (narrows the type)
+    console.error(`  ${t.name}: restart, ${opts.restartMessages} messages queued, kill -9`)
+    t.r.restart = await scenario.restart(t.pool, t.target, opts.restartMessages)
   }
+  stolenByPhase()
 } finally {
   await stopAll()
 }

@@ -225,8 +225,29 @@ describe("the machine's stolen time", () => {
     expect(renderMarkdown(r)).not.toContain('stole')
     r.machine.stolen = { hold: 0, 'fixed rate': 0.0345 }
     expect(renderMarkdown(r)).toContain(
-      "CPU time the host stole from this machine while each scenario ran (`/proc/stat`, all targets' turns): hold 0 %, fixed rate 3.5 %.",
+      "CPU time the host stole from this machine during each scenario's measured turns (`/proc/stat`, all targets together): hold 0 %, fixed rate 3.5 %.",
     )
+  })
+
+  it("gives each target's own in a row per measured scenario, without ratios", () => {
+    const md = renderMarkdown(
+      report({
+        mqpush: { stolen: { 'closed loop': 0.111, 'fixed rate': 0.02 } },
+        'aedes-http': { stolen: { 'closed loop': 0.004 } },
+        aedes: { stolen: { 'fixed rate': 0 } },
+      }),
+    )
+    const row = (phase: string) =>
+      md
+        .split('\n')
+        .find((l) =>
+          l.startsWith(
+            `| machine: CPU time the host stole during the target's measured turns, ${phase} `,
+          ),
+        )
+    expect(row('closed loop')).toMatch(/\| 11\.1 % \| — \| — \| 0\.4 % \| — \| — \| — \|/)
+    expect(row('fixed rate')).toMatch(/\| 2 % \| 0 % \| — \| — \|/)
+    expect(row('offline')).toBeUndefined() // read for no target
   })
 })
 
