@@ -386,10 +386,6 @@ export function renderMarkdown(report: BenchReport): string {
 }
 
 /**
- * The commit checked out in `dir` and whether tracked files differ from it (untracked files do
- * not count); undefined where there is no git or no checkout (an unpacked release).
- */
-/**
  * The machine's stolen time by scenario, as a line of the report (none when nothing was read):
  * a share the hypervisor took is a moment of the machine that every target's figure shared.
  */
@@ -409,6 +405,10 @@ export function describeBuild(build: NonNullable<BenchReport['build']>): string 
   return `${build.commit}${build.dirty ? ' with uncommitted changes' : ''}`
 }
 
+/**
+ * The commit checked out in `dir` and whether tracked files differ from it (untracked files do
+ * not count); undefined where there is no git or no checkout (an unpacked release).
+ */
 export function buildOf(dir: string): BenchReport['build'] {
   const git = (...args: string[]) =>
     execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
