@@ -146,7 +146,7 @@ export class EmbeddedMessageStore implements MessageStore {
     this.#recoveredFrom = this.#through
     this.#recoveredThrough = this.#through
     // held messages since dispatched (or deleted) keep their row until it is pruned here
-    let stale = false
+    const stale: number[] = []
     for (const { seq, accepted } of db
       .prepare<[], { seq: number; accepted: number }>(
         `SELECT h.seq, coalesce(m.state = 'accepted', 0) AS accepted
@@ -154,7 +154,7 @@ export class EmbeddedMessageStore implements MessageStore {
       )
       .iterate()) {
       if (accepted) this.#held.add(seq)
-      else stale = true
+      else stale.push(seq)
     }
     this.#s = {
       insert: db.prepare(
@@ -187,10 +187,6 @@ export class EmbeddedMessageStore implements MessageStore {
       ),
       hold: db.prepare('INSERT INTO messages_held (seq) VALUES (?) ON CONFLICT DO NOTHING'),
       unhold: db.prepare('DELETE FROM messages_held WHERE seq = ?'),
-      pruneHeld: db.prepare(
-        `DELETE FROM messages_held WHERE seq NOT IN
-           (SELECT seq FROM messages WHERE seq IN (SELECT seq FROM messages_held) AND state = 'accepted')`,
-      ),
       receipt: db.prepare(
         'INSERT INTO receipts (message, device, delivered_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       ),
@@ -214,7 +210,11 @@ export class EmbeddedMessageStore implements MessageStore {
       deleteReceipts: db.prepare('DELETE FROM receipts WHERE message = ?'),
       deleteMessage: db.prepare('DELETE FROM messages WHERE seq = ?'),
     }
-    if (stale) this.#w.later(() => this.#s.pruneHeld.run())
+    if (stale.length > 0) {
+      this.#w.later(() => {
+        for (const seq of stale) this.#s.unhold.run(seq)
+      })
+    }
   }
 
   insertMessage(m: MessageRecord): Promise<void> {
@@ -381,8 +381,8 @@ export class EmbeddedMessageStore implements MessageStore {
     const through = this.#recoveredFrom
     while (messages.length < limit) {
       const want = limit - messages.length
-      const held = cursor < through
-      const rows = held
+      const readingHeld = cursor < through
+      const rows = readingHeld
         ? this.#s.heldAccepted.all(cursor, through, want)
         : this.#s.acceptedAfter.all(Math.max(cursor, through), this.#listedUpTo, want)
       for (const r of rows) {
@@ -396,7 +396,7 @@ export class EmbeddedMessageStore implements MessageStore {
       }
       if (rows.length === want) {
         cursor = (rows[rows.length - 1] as MessageRow).seq
-        if (!held) {
+        if (!readingHeld) {
           this.#recoveredThrough = Math.max(
             this.#recoveredThrough,
             Math.min(cursor, this.#openedAt),
@@ -404,7 +404,7 @@ export class EmbeddedMessageStore implements MessageStore {
         }
         continue
       }
-      if (held) {
+      if (readingHeld) {
         cursor = through
         continue
       }
