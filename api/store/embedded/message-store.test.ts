@@ -473,6 +473,23 @@ describe('EmbeddedMessageStore recovery from the dispatched-through mark', () =>
     }
   })
 
+  it('drops at open the hold of a message dispatched since (its unhold lost in a crash)', async () => {
+    const d = dir()
+    const a = open(d)
+    const gone = await dispatched(a)
+    a.db.prepare('INSERT INTO messages_held (seq) VALUES (?)').run(seqOf(a, gone.id))
+    a.crash()
+    const b = open(d)
+    try {
+      expect(held(b)).toEqual([seqOf(b, gone.id)])
+      b.writer.flush()
+      expect(held(b)).toEqual([])
+      expect(await listed(b)).toEqual([])
+    } finally {
+      b.close()
+    }
+  })
+
   it('deletes a held message with its hold (retention)', async () => {
     const clock = fakeNow()
     const a = open(dir())
